@@ -1,0 +1,128 @@
+// CUDA backend of Context: device state (streams, cuBLAS/cuDNN handles, workspace) and the caching
+// allocator over cudaMalloc. Compiled only when YOLO_CUDA=ON.
+#include <cstring>
+
+#include "core/context.h"
+#include "core/cuda_check.h"
+#include "core/cuda_state.h"
+
+namespace yolo {
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "unknown cuBLAS status";
+  }
+}
+
+namespace {
+
+class CudaRawMemory final : public RawMemory {
+ public:
+  explicit CudaRawMemory(int device) : device_(device) {}
+  void* raw_alloc(size_t bytes) noexcept override {
+    void* p = nullptr;
+    if (cudaSetDevice(device_) != cudaSuccess) return nullptr;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the sticky-free allocation error
+      return nullptr;
+    }
+    return p;
+  }
+  void raw_free(void* ptr) noexcept override { (void)cudaFree(ptr); }
+  Device device() const override { return Device::cuda(device_); }
+  void synchronize() noexcept override { (void)cudaDeviceSynchronize(); }
+
+ private:
+  int device_;
+};
+
+}  // namespace
+
+void* CudaState::workspace(size_t bytes) {
+  if (bytes > workspace_bytes_) {
+    if (workspace_) allocator->deallocate(workspace_);
+    workspace_ = allocator->allocate(bytes, stream);
+    workspace_bytes_ = bytes;
+  }
+  return workspace_;
+}
+
+CudaState::~CudaState() {
+  if (workspace_) allocator->deallocate(workspace_);
+  if (cudnn) cudnnDestroy(cudnn);
+  if (cublas) cublasDestroy(cublas);
+  if (copy_stream) cudaStreamDestroy(copy_stream);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+namespace cuda_backend {
+
+int device_count() noexcept {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string unavailable_reason() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return std::string("no usable CUDA device: ") + cudaGetErrorString(e);
+  }
+  return n == 0 ? "no CUDA device is visible" : "";
+}
+
+std::shared_ptr<CudaState> create(int device_index) {
+  const int n = device_count();
+  YOLO_CHECK(device_index >= 0 && device_index < n,
+             "cuda:" << device_index << " is not available (" << n << " CUDA device(s) visible"
+                     << (n == 0 ? "; " + unavailable_reason() : std::string()) << ")");
+  auto s = std::make_shared<CudaState>();
+  s->device = device_index;
+  CUDA_CHECK(cudaSetDevice(device_index));
+  CUDA_CHECK(cudaGetDeviceProperties(&s->props, device_index));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s->copy_stream, cudaStreamNonBlocking));
+  CUBLAS_CHECK(cublasCreate(&s->cublas));
+  CUBLAS_CHECK(cublasSetStream(s->cublas, s->stream));
+  CUDNN_CHECK(cudnnCreate(&s->cudnn));
+  CUDNN_CHECK(cudnnSetStream(s->cudnn, s->stream));
+  s->allocator = std::make_shared<CachingAllocator>(std::make_unique<CudaRawMemory>(device_index));
+  return s;
+}
+
+std::shared_ptr<Allocator> allocator(CudaState& state) { return state.allocator; }
+
+StreamHandle stream(CudaState& state) { return state.stream; }
+
+void memcpy(void* dst, bool dst_on_host, const void* src, bool src_on_host, size_t bytes,
+            CudaState& state) {
+  cudaMemcpyKind kind = cudaMemcpyDeviceToDevice;
+  if (dst_on_host && src_on_host) kind = cudaMemcpyHostToHost;
+  else if (dst_on_host) kind = cudaMemcpyDeviceToHost;
+  else if (src_on_host) kind = cudaMemcpyHostToDevice;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, state.stream));
+  if (dst_on_host || src_on_host) CUDA_CHECK(cudaStreamSynchronize(state.stream));
+}
+
+void memset_zero(void* dst, size_t bytes, CudaState& state) {
+  CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, state.stream));
+}
+
+void synchronize(CudaState& state) { CUDA_CHECK(cudaStreamSynchronize(state.stream)); }
+
+}  // namespace cuda_backend
+}  // namespace yolo

@@ -1,0 +1,39 @@
+// CudaState: the per-device CUDA resources a Context owns (CUDA sources only).
+// kernels/cuda code reaches it through ctx.cuda(): ctx.cuda().stream, .cublas, .cudnn, .workspace().
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <memory>
+
+#include "core/allocator.h"
+
+namespace yolo {
+
+struct CudaState {
+  int device = 0;
+  cudaStream_t stream = nullptr;       // compute stream (non-blocking)
+  cudaStream_t copy_stream = nullptr;  // host-to-device uploads, overlapping compute
+  cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  cudaDeviceProp props{};
+  std::shared_ptr<CachingAllocator> allocator;
+
+  // A scratch buffer shared by cuBLAS and cuDNN calls on `stream`, grown on demand. Growing
+  // allocates, so plan the largest size before capturing a graph.
+  void* workspace(size_t bytes);
+  size_t workspace_bytes() const { return workspace_bytes_; }
+
+  CudaState() = default;
+  ~CudaState();
+  CudaState(const CudaState&) = delete;
+  CudaState& operator=(const CudaState&) = delete;
+
+ private:
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+};
+
+}  // namespace yolo
