@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build (sm_90, Release), run every test (the [cuda] ones included),
+# `yolo selfcheck`, our benchmarks and PyTorch's on the same shapes, and print a short table last.
+# Needs .deps/ carried (tools/fetch_gpu_deps.sh). Logs and JSON go to $OUT (or /tmp/gpu_check).
+#   bash tools/gpu_check.sh [--no-bench]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+bench=1
+[ "${1:-}" = "--no-bench" ] && bench=0
+t0=$(date +%s)
+stamp() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
+
+stamp "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+nvcc --version | tail -1
+python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" 2>&1
+
+# Debian packages unpacked into a private prefix.
+DEPS=/tmp/yolo-deps
+mkdir -p "$DEPS"
+for f in .deps/*.deb; do dpkg -x "$f" "$DEPS"; done
+export PATH="$DEPS/usr/bin:$PATH"
+
+# cuDNN and cuBLAS: the toolkit's, else PyTorch's nvidia-* wheels; headers from the toolkit, else
+# the ones carried in .deps/cudnn/include.
+pylib() { python3 -c "import importlib,os; m=importlib.import_module('nvidia.$1'); print(os.path.join(list(m.__path__)[0],'lib'))" 2>/dev/null; }
+cudnn_lib=""
+for d in /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu "$(pylib cudnn)"; do
+  if [ -n "$d" ] && ls "$d"/libcudnn.so* >/dev/null 2>&1; then cudnn_lib=$d; break; fi
+done
+cudnn_inc=.deps/cudnn/include
+[ -f /usr/local/cuda/include/cudnn.h ] && cudnn_inc=/usr/local/cuda/include
+[ -n "$cudnn_lib" ] && [ -f "$cudnn_lib/../include/cudnn.h" ] && cudnn_inc="$cudnn_lib/../include"
+CUDNN=/tmp/yolo-cudnn
+rm -rf "$CUDNN" && mkdir -p "$CUDNN/lib"
+ln -s "$(readlink -f "$cudnn_inc")" "$CUDNN/include"
+for f in "$cudnn_lib"/libcudnn*.so*; do ln -sf "$f" "$CUDNN/lib/"; done
+[ -e "$CUDNN/lib/libcudnn.so" ] || ln -sf "$(ls "$cudnn_lib"/libcudnn.so.* | head -1)" "$CUDNN/lib/libcudnn.so"
+echo "cudnn: lib $cudnn_lib, headers $cudnn_inc"
+cublas_hint=()
+if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
+  cb=$(pylib cublas); echo "cublas from $cb"
+  cublas_hint=(-DCUDA_cublas_LIBRARY="$(ls "$cb"/libcublas.so.* | head -1)" -DCUDA_cublasLt_LIBRARY="$(ls "$cb"/libcublasLt.so.* | head -1)")
+  export LD_LIBRARY_PATH="$cb:${LD_LIBRARY_PATH:-}"
+fi
+export LD_LIBRARY_PATH="$CUDNN/lib:$DEPS/usr/lib/x86_64-linux-gnu/openblas-pthread:$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+
+stamp "configure + build"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DYOLO_CUDA=ON -DYOLO_OPENBLAS_ROOT="$DEPS" -DCMAKE_PREFIX_PATH="$DEPS/usr" \
+  -DYOLO_CUDNN_ROOT="$CUDNN" "${cublas_hint[@]}" > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; tail -20 "$OUT/build.log"; exit 1; }
+
+stamp "tests"
+build-gpu/yolo_tests "[cuda]" --reporter compact --success 2>&1 | grep -vE "^\S+:[0-9]+: passed" > "$OUT/cuda_tests.log"
+tail -3 "$OUT/cuda_tests.log"
+ctest --test-dir build-gpu -j 8 --output-on-failure > "$OUT/ctest.log" 2>&1
+ctest_rc=$?
+grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
+build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
+
+if [ $bench -eq 1 ]; then
+  stamp "benchmarks (ours)"
+  build-gpu/bin/yolo_bench --device cuda --json "$OUT/ours_cuda.jsonl" > "$OUT/bench_ours.log" 2>&1
+  tail -5 "$OUT/bench_ours.log"
+  stamp "benchmarks (PyTorch)"
+  build-gpu/bin/yolo_bench --list-json > "$OUT/rows.json" 2>/dev/null
+  python3 tools/bench_torch_ops.py --device cuda --rows "$OUT/rows.json" --json "$OUT/torch_cuda.jsonl" > "$OUT/bench_torch.log" 2>&1
+  tail -3 "$OUT/bench_torch.log"
+  stamp "table"
+  python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
+fi
+stamp "done (ctest rc $ctest_rc)"
+exit $ctest_rc
