@@ -14,22 +14,10 @@ namespace yolo {
 const char* cublas_status_name(cublasStatus_t s);
 }  // namespace yolo
 
-#define YOLO_GPU_CHECK_GEN(expr, ok, name_fn, lib)                                           \
-  do {                                                                                       \
-    auto yolo_gpu_status_ = (expr);                                                          \
-    if (yolo_gpu_status_ != (ok)) {                                                          \
-      std::ostringstream yolo_gpu_stream_;                                                   \
-      yolo_gpu_stream_ << lib << " error " << static_cast<int>(yolo_gpu_status_) << " ("    \
-                       << name_fn(yolo_gpu_status_) << ") in " << #expr;                     \
-      ::yolo::throw_error(__FILE__, __LINE__, yolo_gpu_stream_.str());                       \
-    }                                                                                        \
-  } while (0)
-
 #define CUDA_CHECK(expr) YOLO_GPU_CHECK_GEN(expr, cudaSuccess, cudaGetErrorString, "CUDA")
 #define CUBLAS_CHECK(expr) \
   YOLO_GPU_CHECK_GEN(expr, CUBLAS_STATUS_SUCCESS, ::yolo::cublas_status_name, "cuBLAS")
 #define CUDNN_CHECK(expr) \
   YOLO_GPU_CHECK_GEN(expr, CUDNN_STATUS_SUCCESS, cudnnGetErrorString, "cuDNN")
-// NCCL_CHECK lives in dist/ (nccl.h is included only there); it uses YOLO_GPU_CHECK_GEN with
-// ncclSuccess and ncclGetErrorString.
+// NCCL_CHECK is in core/nccl_check.h (included only by the NCCL code in dist/).
 #define YOLO_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())

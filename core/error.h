@@ -46,3 +46,17 @@ class Error : public std::runtime_error {
   do {                                                                 \
     if (!(cond)) ::yolo::assert_fail(__FILE__, __LINE__, #cond);       \
   } while (0)
+
+// Shared body of CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK and NCCL_CHECK (core/cuda_check.h,
+// core/nccl_check.h): evaluates `expr` once; if the status differs from `ok`, throws yolo::Error
+// "<lib> error <code> (<name_fn(code)>) in <expr> (at file:line)". Statement-safe.
+#define YOLO_GPU_CHECK_GEN(expr, ok, name_fn, lib)                                   \
+  do {                                                                               \
+    auto yolo_gpu_status_ = (expr);                                                  \
+    if (yolo_gpu_status_ != (ok)) {                                                  \
+      std::ostringstream yolo_gpu_stream_;                                           \
+      yolo_gpu_stream_ << lib << " error " << static_cast<int>(yolo_gpu_status_) << " (" \
+                       << name_fn(yolo_gpu_status_) << ") in " << #expr;             \
+      ::yolo::throw_error(__FILE__, __LINE__, yolo_gpu_stream_.str());               \
+    }                                                                                \
+  } while (0)

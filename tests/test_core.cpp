@@ -254,3 +254,31 @@ TEST_CASE("cuda allocator caches and reports statistics", "[cuda][allocator]") {
   REQUIRE(after.num_cache_hits == before.num_cache_hits + 1);
   REQUIRE(after.peak_allocated_bytes >= size_t(4) << 20);
 }
+
+namespace {
+enum class FakeStatus { ok = 0, busted = 7 };
+const char* fake_status_name(FakeStatus s) { return s == FakeStatus::ok ? "OK" : "BUSTED"; }
+int fake_calls = 0;
+FakeStatus fake_call(FakeStatus s) {
+  ++fake_calls;
+  return s;
+}
+#define FAKE_CHECK(expr) YOLO_GPU_CHECK_GEN(expr, FakeStatus::ok, fake_status_name, "FakeLib")
+}  // namespace
+
+TEST_CASE("GPU check macros are statement-safe and name the failing call", "[core][errors]") {
+  fake_calls = 0;
+  // Used as the lone statement of an unbraced if/else: must parse and evaluate expr exactly once.
+  if (fake_calls == 0)
+    FAKE_CHECK(fake_call(FakeStatus::ok));
+  else
+    FAIL("else branch taken");
+  REQUIRE(fake_calls == 1);
+  REQUIRE_THROWS_WITH([] { FAKE_CHECK(fake_call(FakeStatus::busted)); }(),
+                      Catch::Contains("FakeLib error 7 (BUSTED)") &&
+                          Catch::Contains("fake_call(FakeStatus::busted)") &&
+                          Catch::Contains("test_core.cpp"));
+  REQUIRE(fake_calls == 2);
+  REQUIRE_THROWS_WITH([] { YOLO_CHECK(1 + 1 == 3, "arithmetic is broken: " << 2); }(),
+                      Catch::Contains("arithmetic is broken: 2"));
+}
