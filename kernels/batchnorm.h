@@ -1,6 +1,7 @@
 // Batch norm over the channel (last) axis of NHWC activations, optionally fused with SiLU:
 //   y = act(gamma * (x - mean) * invstd + beta).
-// x, y, dy, dx: (..., C) viewed as (M, C); gamma, beta, running_*, save_*: (C) f32.
+// x, y, dy, dx: (..., C) viewed as (M, C); gamma, beta, running_*, save_*, dgamma, dbeta: (C) f32,
+// or f64 when x is f64 (CPU only, so gradient checks run entirely in f64).
 // PyTorch semantics: normalise with the biased batch variance; running_var is updated with the
 // unbiased one: running = (1 - momentum) * running + momentum * batch. YOLOv5: eps 1e-3, momentum 0.03.
 // CPU: x in f32 or f64 (statistics in f64). CUDA: x in f32, f16 or bf16 (statistics in f32).
