@@ -1,0 +1,377 @@
+// CPU conv2d (f32, f64), the reference for kernels/cuda/conv.cu. A 1x1 stride-1 unpadded conv is
+// an OpenBLAS GEMM straight on the NHWC rows; other convs GEMM an NHWC patch matrix built in
+// bounded chunks (Note [CPU conv2d patch matrix]); depthwise convs use direct loops.
+// Called through kernels/conv.h (conv2d_fwd / conv2d_bwd_data / conv2d_bwd_filter).
+#include "kernels/conv.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace yolo {
+namespace {
+
+// Note [CPU conv2d patch matrix]
+// Rows are output positions (n, oh, ow) in NHWC order; columns are (kh, kw, c) for the channels c
+// of one group, the order of a row of OHWI weights. Then, per group g:
+//   forward          y[:, g]  = patch_g x w_g^T
+//   backward-filter  dw_g    += dy[:, g]^T x patch_g
+//   backward-data    dpatch_g = dy[:, g] x w_g, scattered back onto dx (col2im)
+// The matrix covers a chunk of whole output lines (n, oh) and at most kPatchBytes, so memory is
+// bounded whatever the batch size; the first chunk is as large as possible so OpenBLAS sees big
+// GEMMs. im2col/col2im run in OpenMP loops over lines; every GEMM runs outside OpenMP regions so
+// OpenBLAS threads it itself. col2im gathers per input line, so each dx row has one writer.
+constexpr size_t kPatchBytes = size_t(64) << 20;
+// Loops touching fewer elements than this run on the calling thread: waking the OpenMP team costs
+// more than the work, and its spinning threads would compete with OpenBLAS's own.
+constexpr int64_t kParallelWork = int64_t(1) << 16;
+
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(lda), b,
+              blasint(ldb), beta, c, blasint(ldc));
+}
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const double* a,
+          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0, a, blasint(lda), b,
+              blasint(ldb), beta, c, blasint(ldc));
+}
+// y (n) = a^T (n, m) x v (m), a row-major (m, n).
+void gemv_t(int64_t m, int64_t n, const float* a, const float* v, float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, CblasTrans, blasint(m), blasint(n), 1.0f, a, blasint(n), v, 1, beta, y,
+              1);
+}
+void gemv_t(int64_t m, int64_t n, const double* a, const double* v, double beta, double* y) {
+  cblas_dgemv(CblasRowMajor, CblasTrans, blasint(m), blasint(n), 1.0, a, blasint(n), v, 1, beta, y,
+              1);
+}
+
+struct Geometry {
+  int64_t n, h, w, c;     // x: (n, h, w, c)
+  int64_t o, kh, kw, cg;  // w: (o, kh, kw, cg), cg = c / groups
+  int64_t oh, ow, groups, og;
+  int64_t sh, sw, ph, pw;
+  int64_t k() const { return kh * kw * cg; }  // patch columns
+  int64_t lines() const { return n * oh; }    // output lines (n, oh)
+  bool no_patch() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  bool depthwise() const { return cg == 1 && og == 1; }
+};
+
+Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  Geometry g{};
+  g.n = x.dim(0), g.h = x.dim(1), g.w = x.dim(2), g.c = x.dim(3);
+  g.o = w.dim(0), g.kh = w.dim(1), g.kw = w.dim(2), g.cg = w.dim(3);
+  g.sh = p.stride_h, g.sw = p.stride_w, g.ph = p.pad_h, g.pw = p.pad_w;
+  g.groups = p.groups, g.og = g.o / p.groups;
+  g.oh = conv2d_out_size(g.h, g.kh, p.stride_h, p.pad_h);
+  g.ow = conv2d_out_size(g.w, g.kw, p.stride_w, p.pad_w);
+  return g;
+}
+
+// Output lines per patch chunk (Note [CPU conv2d patch matrix]).
+template <typename T>
+int64_t chunk_lines(const Geometry& g) {
+  const int64_t line_bytes = g.ow * g.k() * int64_t(sizeof(T));
+  return std::clamp<int64_t>(int64_t(kPatchBytes) / line_bytes, 1, g.lines());
+}
+
+// patch (rows of lines [line0, line1), k()) <- x's patches for the channels of `group`.
+template <typename T>
+void im2col(const Geometry& g, const T* x, int64_t group, int64_t line0, int64_t line1, T* patch) {
+  const int64_t kcols = g.k(), run = g.kw * g.cg;
+#pragma omp parallel for schedule(static) if ((line1 - line0) * g.ow * kcols >= kParallelWork)
+  for (int64_t line = line0; line < line1; ++line) {
+    const int64_t n = line / g.oh, oh = line % g.oh;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      T* row = patch + ((line - line0) * g.ow + ow) * kcols;
+      const int64_t iw0 = ow * g.sw - g.pw;
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const int64_t ih = oh * g.sh - g.ph + kh;
+        T* dst = row + kh * run;
+        if (ih < 0 || ih >= g.h) {
+          std::fill(dst, dst + run, T(0));
+          continue;
+        }
+        const T* src = x + (n * g.h + ih) * g.w * g.c + group * g.cg;
+        if (g.groups == 1 && iw0 >= 0 && iw0 + g.kw <= g.w) {  // one contiguous run of kw pixels
+          std::memcpy(dst, src + iw0 * g.c, size_t(run) * sizeof(T));
+          continue;
+        }
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t iw = iw0 + kw;
+          if (iw < 0 || iw >= g.w)
+            std::fill(dst + kw * g.cg, dst + (kw + 1) * g.cg, T(0));
+          else
+            std::copy_n(src + iw * g.c, g.cg, dst + kw * g.cg);
+        }
+      }
+    }
+  }
+}
+
+// dx[:, :, :, group] += col2im(dpatch) for the output lines [line0, line1); gathers per input line.
+template <typename T>
+void col2im_add(const Geometry& g, const T* dpatch, int64_t group, int64_t line0, int64_t line1,
+                T* dx) {
+  const int64_t kcols = g.k();
+  const int64_t n0 = line0 / g.oh, n1 = (line1 - 1) / g.oh + 1;
+#pragma omp parallel for schedule(static) if ((n1 - n0) * g.h * g.w * g.cg * g.kh >= kParallelWork)
+  for (int64_t in_line = n0 * g.h; in_line < n1 * g.h; ++in_line) {
+    const int64_t n = in_line / g.h, ih = in_line % g.h;
+    T* dx_line = dx + in_line * g.w * g.c + group * g.cg;
+    for (int64_t kh = 0; kh < g.kh; ++kh) {
+      const int64_t t = ih + g.ph - kh;
+      if (t < 0 || t % g.sh != 0) continue;
+      const int64_t oh = t / g.sh, line = n * g.oh + oh;
+      if (oh >= g.oh || line < line0 || line >= line1) continue;
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const T* src = dpatch + ((line - line0) * g.ow + ow) * kcols + kh * g.kw * g.cg;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t iw = ow * g.sw - g.pw + kw;
+          if (iw < 0 || iw >= g.w) continue;
+          T* dst = dx_line + iw * g.c;
+          const T* s = src + kw * g.cg;
+          for (int64_t c = 0; c < g.cg; ++c) dst[c] += s[c];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void parallel_zero(T* p, int64_t n) {
+  constexpr int64_t kBlock = 1 << 16;
+#pragma omp parallel for schedule(static) if (n > kBlock)
+  for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b)
+    std::fill(p + b * kBlock, p + std::min(n, (b + 1) * kBlock), T(0));
+}
+
+// rows (m, o) <- bias broadcast over rows.
+template <typename T>
+void fill_rows_with_bias(T* rows, int64_t m, int64_t o, const T* bias) {
+#pragma omp parallel for schedule(static) if (m * o >= kParallelWork)
+  for (int64_t r = 0; r < m; ++r) std::copy_n(bias, o, rows + r * o);
+}
+
+// wt (kh * kw, c) <- w (c, kh, kw, 1): depthwise weights with channels innermost.
+template <typename T>
+void transpose_depthwise(const Geometry& g, const T* w, T* wt) {
+  const int64_t kk = g.kh * g.kw;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t k = 0; k < kk; ++k) wt[k * g.c + c] = w[c * kk + k];
+}
+
+// ---- forward ----
+
+template <typename T>
+void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  Tensor wt_t = ctx.empty({g.kh * g.kw, g.c}, DTypeOf<T>::value);
+  T* wt = wt_t.data<T>();
+  transpose_depthwise(g, w, wt);
+#pragma omp parallel for schedule(static) if (g.lines() * g.ow * g.c * g.kh * g.kw >= kParallelWork)
+  for (int64_t line = 0; line < g.lines(); ++line) {
+    const int64_t n = line / g.oh, oh = line % g.oh;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      T* out = y + (line * g.ow + ow) * g.c;
+      if (bias)
+        std::copy_n(bias, g.c, out);
+      else
+        std::fill(out, out + g.c, T(0));
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const int64_t ih = oh * g.sh - g.ph + kh;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t iw = ow * g.sw - g.pw + kw;
+          if (iw < 0 || iw >= g.w) continue;
+          const T* in = x + ((n * g.h + ih) * g.w + iw) * g.c;
+          const T* wk = wt + (kh * g.kw + kw) * g.c;
+          for (int64_t c = 0; c < g.c; ++c) out[c] += in[c] * wk[c];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (g.depthwise()) return depthwise_fwd(ctx, g, x, w, bias, y);
+  const int64_t kcols = g.k();
+  const T beta = bias ? T(1) : T(0);
+  if (g.no_patch()) {  // the NHWC rows of x are the patch matrix
+    const int64_t m = g.n * g.h * g.w;
+    if (bias) fill_rows_with_bias(y, m, g.o, bias);
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      gemm(CblasNoTrans, CblasTrans, m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols,
+           kcols, beta, y + grp * g.og, g.o);
+    return;
+  }
+  const int64_t step = chunk_lines<T>(g);
+  Tensor patch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
+  T* patch = patch_t.data<T>();
+  for (int64_t line0 = 0; line0 < g.lines(); line0 += step) {
+    const int64_t line1 = std::min(g.lines(), line0 + step), rows = (line1 - line0) * g.ow;
+    T* y_rows = y + line0 * g.ow * g.o;
+    if (bias) fill_rows_with_bias(y_rows, rows, g.o, bias);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, x, grp, line0, line1, patch);
+      gemm(CblasNoTrans, CblasTrans, rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, kcols,
+           beta, y_rows + grp * g.og, g.o);
+    }
+  }
+}
+
+// ---- backward-data ----
+
+template <typename T>
+void depthwise_bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
+  Tensor wt_t = ctx.empty({g.kh * g.kw, g.c}, DTypeOf<T>::value);
+  T* wt = wt_t.data<T>();
+  transpose_depthwise(g, w, wt);
+#pragma omp parallel for schedule(static) if (g.n * g.h * g.w * g.c * g.kh * g.kw >= kParallelWork)
+  for (int64_t in_line = 0; in_line < g.n * g.h; ++in_line) {
+    const int64_t n = in_line / g.h, ih = in_line % g.h;
+    for (int64_t iw = 0; iw < g.w; ++iw) {
+      T* out = dx + (in_line * g.w + iw) * g.c;
+      std::fill(out, out + g.c, T(0));
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const int64_t th = ih + g.ph - kh;
+        if (th < 0 || th % g.sh != 0 || th / g.sh >= g.oh) continue;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t tw = iw + g.pw - kw;
+          if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.ow) continue;
+          const T* d = dy + ((n * g.oh + th / g.sh) * g.ow + tw / g.sw) * g.c;
+          const T* wk = wt + (kh * g.kw + kw) * g.c;
+          for (int64_t c = 0; c < g.c; ++c) out[c] += d[c] * wk[c];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
+  if (g.depthwise()) return depthwise_bwd_data(ctx, g, dy, w, dx);
+  const int64_t kcols = g.k();
+  if (g.no_patch()) {  // dx rows = dy rows x w, per group
+    const int64_t m = g.n * g.h * g.w;
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      gemm(CblasNoTrans, CblasNoTrans, m, kcols, g.og, dy + grp * g.og, g.o, w + grp * g.og * kcols,
+           kcols, T(0), dx + grp * g.cg, g.c);
+    return;
+  }
+  parallel_zero(dx, g.n * g.h * g.w * g.c);
+  const int64_t step = chunk_lines<T>(g);
+  Tensor dpatch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
+  T* dpatch = dpatch_t.data<T>();
+  for (int64_t line0 = 0; line0 < g.lines(); line0 += step) {
+    const int64_t line1 = std::min(g.lines(), line0 + step), rows = (line1 - line0) * g.ow;
+    const T* dy_rows = dy + line0 * g.ow * g.o;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      gemm(CblasNoTrans, CblasNoTrans, rows, kcols, g.og, dy_rows + grp * g.og, g.o,
+           w + grp * g.og * kcols, kcols, T(0), dpatch, kcols);
+      col2im_add(g, dpatch, grp, line0, line1, dx);
+    }
+  }
+}
+
+// ---- backward-filter ----
+
+template <typename T>
+void depthwise_bwd_filter(const Geometry& g, const T* x, const T* dy, T* dw, bool accumulate) {
+  constexpr int64_t kChannelBlock = 16;
+  const int64_t kk = g.kh * g.kw, blocks = (g.c + kChannelBlock - 1) / kChannelBlock;
+#pragma omp parallel for schedule(static) if (g.n * g.oh * g.ow * g.c * kk >= kParallelWork)
+  for (int64_t unit = 0; unit < kk * blocks; ++unit) {
+    const int64_t k = unit / blocks, c0 = (unit % blocks) * kChannelBlock;
+    const int64_t kh = k / g.kw, kw = k % g.kw, cn = std::min(kChannelBlock, g.c - c0);
+    T acc[kChannelBlock] = {};
+    for (int64_t n = 0; n < g.n; ++n)
+      for (int64_t oh = 0; oh < g.oh; ++oh) {
+        const int64_t ih = oh * g.sh - g.ph + kh;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+          const int64_t iw = ow * g.sw - g.pw + kw;
+          if (iw < 0 || iw >= g.w) continue;
+          const T* d = dy + ((n * g.oh + oh) * g.ow + ow) * g.c + c0;
+          const T* in = x + ((n * g.h + ih) * g.w + iw) * g.c + c0;
+          for (int64_t c = 0; c < cn; ++c) acc[c] += d[c] * in[c];
+        }
+      }
+    for (int64_t c = 0; c < cn; ++c) {
+      T& out = dw[(c0 + c) * kk + k];
+      out = accumulate ? out + acc[c] : acc[c];
+    }
+  }
+}
+
+template <typename T>
+void bwd_filter(Context& ctx, const Geometry& g, const T* x, const T* dy, T* dw, T* dbias,
+                bool accumulate) {
+  const int64_t kcols = g.k();
+  if (dbias) {  // dbias (o) = dy^T x ones, as one threaded GEMV
+    const int64_t m = g.n * g.oh * g.ow;
+    Tensor ones_t = ctx.empty({m}, DTypeOf<T>::value);
+    T* ones = ones_t.data<T>();
+    std::fill(ones, ones + m, T(1));
+    gemv_t(m, g.o, dy, ones, accumulate ? T(1) : T(0), dbias);
+  }
+  if (g.depthwise()) return depthwise_bwd_filter(g, x, dy, dw, accumulate);
+  if (g.no_patch()) {  // dw_g = dy_g^T x x_g
+    const int64_t m = g.n * g.h * g.w;
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      gemm(CblasTrans, CblasNoTrans, g.og, kcols, m, dy + grp * g.og, g.o, x + grp * g.cg, g.c,
+           accumulate ? T(1) : T(0), dw + grp * g.og * kcols, kcols);
+    return;
+  }
+  const int64_t step = chunk_lines<T>(g);
+  Tensor patch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
+  T* patch = patch_t.data<T>();
+  for (int64_t line0 = 0; line0 < g.lines(); line0 += step) {
+    const int64_t line1 = std::min(g.lines(), line0 + step), rows = (line1 - line0) * g.ow;
+    const T beta = (line0 == 0 && !accumulate) ? T(0) : T(1);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, x, grp, line0, line1, patch);
+      gemm(CblasTrans, CblasNoTrans, g.og, kcols, rows, dy + line0 * g.ow * g.o + grp * g.og, g.o,
+           patch, kcols, beta, dw + grp * g.og * kcols, kcols);
+    }
+  }
+}
+
+template <typename T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+void conv2d_fwd_cpu(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                    const Tensor& y, const Conv2dParams& p) {
+  const Geometry g = geometry(x, w, p);
+  if (x.dtype() == DType::f32)
+    fwd(ctx, g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), y.data<float>());
+  else
+    fwd(ctx, g, x.data<double>(), w.data<double>(), data_or_null<double>(bias), y.data<double>());
+}
+
+void conv2d_bwd_data_cpu(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
+                         const Conv2dParams& p) {
+  const Geometry g = geometry(dx, w, p);
+  if (dx.dtype() == DType::f32)
+    bwd_data(ctx, g, dy.data<float>(), w.data<float>(), dx.data<float>());
+  else
+    bwd_data(ctx, g, dy.data<double>(), w.data<double>(), dx.data<double>());
+}
+
+void conv2d_bwd_filter_cpu(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dw,
+                           const Tensor& dbias, const Conv2dParams& p, bool accumulate) {
+  const Geometry g = geometry(x, dw, p);
+  if (x.dtype() == DType::f32)
+    bwd_filter(ctx, g, x.data<float>(), dy.data<float>(), dw.data<float>(),
+               dbias.defined() ? dbias.data<float>() : nullptr, accumulate);
+  else
+    bwd_filter(ctx, g, x.data<double>(), dy.data<double>(), dw.data<double>(),
+               dbias.defined() ? dbias.data<double>() : nullptr, accumulate);
+}
+
+}  // namespace yolo

@@ -1,0 +1,413 @@
+// Tests of kernels/conv.h: conv2d forward against a direct f64 loop, backward against central
+// finite differences and direct loops, accumulation, argument errors naming the shapes, and CUDA
+// (cuDNN, and cuBLAS for plain 1x1) against the CPU. Run: yolo_tests "[conv]".
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "tests/harness.h"
+
+using namespace yolo;
+
+namespace {
+
+// GEMM-based f64 result vs the direct f64 loop: only summation order differs.
+constexpr test::Tol kConvF64{1e-11, 1e-11};
+// f32 GEMM vs the direct f64 loop; sums of up to 1600 products of values in [-1, 1].
+constexpr test::Tol kConvF32{1e-4, 1e-4};
+// Analytic f64 gradients vs central differences (conv is linear: only rounding, h = 1e-6).
+constexpr test::Tol kConvGrad{1e-7, 1e-6};
+// cuDNN / cuBLAS f32 (FMA math, no TF32) vs OpenBLAS f32: summation order and algorithm
+// (e.g. Winograd) differences only.
+constexpr test::Tol kConvCudaF32{2e-4, 2e-4};
+// f16 / bf16 inputs (representable exactly), f32 accumulation, output rounded to the dtype:
+// about 2 ulps of the output (f16 ulp 2^-11, bf16 ulp 2^-8 relative) plus internal rounding.
+constexpr test::Tol kConvCudaF16{1e-2, 4e-3};
+constexpr test::Tol kConvCudaBF16{5e-2, 1.6e-2};
+
+struct Case {
+  int64_t n, h, w, c, o, k;
+  int stride, pad, groups;
+  bool bias;
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << "n" << c.n << " " << c.h << "x" << c.w << " c" << c.c << " o" << c.o << " k" << c.k << " s"
+    << c.stride << " p" << c.pad << " g" << c.groups << (c.bias ? " bias" : "");
+  return s.str();
+}
+
+Conv2dParams params_of(const Case& c) {
+  Conv2dParams p;
+  p.stride_h = p.stride_w = c.stride;
+  p.pad_h = p.pad_w = c.pad;
+  p.groups = c.groups;
+  return p;
+}
+
+Shape x_shape(const Case& c) {
+  return {c.n, c.h, c.w, c.c};
+}
+Shape w_shape(const Case& c) {
+  return {c.o, c.k, c.k, c.c / c.groups};
+}
+Shape y_shape(const Case& c) {
+  return {c.n, conv2d_out_size(c.h, c.k, c.stride, c.pad),
+          conv2d_out_size(c.w, c.k, c.stride, c.pad), c.o};
+}
+
+// ---- direct-loop references (f64, host) ----
+
+struct Dims {
+  int64_t n, h, w, c, o, kh, kw, cg, og, oh, ow;
+  int sh, sw, ph, pw;
+};
+
+Dims dims_of(const Shape& xs, const Shape& ws, const Conv2dParams& p) {
+  Dims d{};
+  d.n = xs[0], d.h = xs[1], d.w = xs[2], d.c = xs[3];
+  d.o = ws[0], d.kh = ws[1], d.kw = ws[2], d.cg = ws[3], d.og = ws[0] / p.groups;
+  d.sh = p.stride_h, d.sw = p.stride_w, d.ph = p.pad_h, d.pw = p.pad_w;
+  d.oh = (d.h + 2 * d.ph - d.kh) / d.sh + 1;
+  d.ow = (d.w + 2 * d.pw - d.kw) / d.sw + 1;
+  return d;
+}
+
+// Calls f(n, oh, ow, o, ih, iw, ci, kh, kw, ki) for every valid (output, tap) pair, where ci is the
+// input channel and ki the weight's last index.
+template <typename F>
+void for_each_tap(const Dims& d, F&& f) {
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t oh = 0; oh < d.oh; ++oh)
+      for (int64_t ow = 0; ow < d.ow; ++ow)
+        for (int64_t o = 0; o < d.o; ++o)
+          for (int64_t kh = 0; kh < d.kh; ++kh)
+            for (int64_t kw = 0; kw < d.kw; ++kw) {
+              const int64_t ih = oh * d.sh - d.ph + kh, iw = ow * d.sw - d.pw + kw;
+              if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) continue;
+              for (int64_t ki = 0; ki < d.cg; ++ki)
+                f(n, oh, ow, o, ih, iw, (o / d.og) * d.cg + ki, kh, kw, ki);
+            }
+}
+
+// y (N, OH, OW, O) f64 = conv(x (N, H, W, C), w (O, KH, KW, C / groups)) + bias (O) if defined.
+Tensor naive_fwd(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  const Dims d = dims_of(x.shape(), w.shape(), p);
+  const std::vector<double> xv = x.to_double_vector(), wv = w.to_double_vector();
+  std::vector<double> y(size_t(d.n * d.oh * d.ow * d.o), 0.0);
+  if (bias.defined()) {
+    const std::vector<double> bv = bias.to_double_vector();
+    for (size_t i = 0; i < y.size(); ++i) y[i] = bv[i % size_t(d.o)];
+  }
+  for_each_tap(d, [&](int64_t n, int64_t oh, int64_t ow, int64_t o, int64_t ih, int64_t iw,
+                      int64_t ci, int64_t kh, int64_t kw, int64_t ki) {
+    y[((n * d.oh + oh) * d.ow + ow) * d.o + o] +=
+        xv[((n * d.h + ih) * d.w + iw) * d.c + ci] * wv[((o * d.kh + kh) * d.kw + kw) * d.cg + ki];
+  });
+  return Tensor::from_vector({d.n, d.oh, d.ow, d.o}, y);
+}
+
+// dx (x_shape) f64 = transpose of the conv applied to dy (N, OH, OW, O).
+Tensor naive_bwd_data(const Tensor& dy, const Tensor& w, const Shape& xs, const Conv2dParams& p) {
+  const Dims d = dims_of(xs, w.shape(), p);
+  const std::vector<double> dyv = dy.to_double_vector(), wv = w.to_double_vector();
+  std::vector<double> dx(size_t(shape_numel(xs)), 0.0);
+  for_each_tap(d, [&](int64_t n, int64_t oh, int64_t ow, int64_t o, int64_t ih, int64_t iw,
+                      int64_t ci, int64_t kh, int64_t kw, int64_t ki) {
+    dx[((n * d.h + ih) * d.w + iw) * d.c + ci] += dyv[((n * d.oh + oh) * d.ow + ow) * d.o + o] *
+                                                  wv[((o * d.kh + kh) * d.kw + kw) * d.cg + ki];
+  });
+  return Tensor::from_vector(xs, dx);
+}
+
+// dw (w_shape) f64 = sum over positions of dy x input patches.
+Tensor naive_bwd_filter(const Tensor& x, const Tensor& dy, const Shape& ws, const Conv2dParams& p) {
+  const Dims d = dims_of(x.shape(), ws, p);
+  const std::vector<double> xv = x.to_double_vector(), dyv = dy.to_double_vector();
+  std::vector<double> dw(size_t(shape_numel(ws)), 0.0);
+  for_each_tap(d, [&](int64_t n, int64_t oh, int64_t ow, int64_t o, int64_t ih, int64_t iw,
+                      int64_t ci, int64_t kh, int64_t kw, int64_t ki) {
+    dw[((o * d.kh + kh) * d.kw + kw) * d.cg + ki] +=
+        dyv[((n * d.oh + oh) * d.ow + ow) * d.o + o] * xv[((n * d.h + ih) * d.w + iw) * d.c + ci];
+  });
+  return Tensor::from_vector(ws, dw);
+}
+
+// dbias (O) f64 = dy (N, OH, OW, O) summed over N, OH, OW.
+Tensor naive_bias_grad(const Tensor& dy) {
+  const int64_t o = dy.dim(3);
+  const std::vector<double> v = dy.to_double_vector();
+  std::vector<double> db(size_t(o), 0.0);
+  for (size_t i = 0; i < v.size(); ++i) db[i % size_t(o)] += v[i];
+  return Tensor::from_vector({o}, db);
+}
+
+Tensor clone(const Tensor& t) {
+  Tensor c = Tensor::empty_cpu(t.shape(), t.dtype());
+  std::memcpy(c.raw(), t.raw(), t.nbytes());
+  return c;
+}
+
+// Host tensor of dtype `dt` holding the f32 values of `t` rounded to dt.
+Tensor cast_host(const Tensor& t, DType dt) {
+  if (dt == DType::f32) return test::to_f32(t);
+  const std::vector<float> v = t.to_float_vector();
+  Tensor out = Tensor::empty_cpu(t.shape(), dt);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (dt == DType::f16)
+      out.data<Half>()[i] = float_to_half(v[i]);
+    else
+      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
+  }
+  return out;
+}
+
+// Forward and backward cases: odd sizes, k in {1, 3, 5, 6}, strides 1 and 2, paddings 0..3,
+// plain, grouped and depthwise, with and without bias.
+const std::vector<Case> kCases = {
+    {2, 7, 9, 3, 8, 3, 1, 1, 1, true},   {1, 7, 9, 5, 4, 1, 1, 0, 1, false},
+    {2, 8, 6, 4, 6, 1, 2, 0, 1, true},   {1, 11, 9, 3, 8, 6, 2, 2, 1, true},
+    {2, 9, 7, 6, 5, 5, 1, 2, 1, false},  {1, 10, 10, 8, 8, 3, 2, 1, 8, true},
+    {2, 7, 9, 8, 8, 5, 1, 2, 8, false},  {1, 9, 7, 6, 4, 3, 1, 0, 2, true},
+    {1, 5, 6, 4, 4, 1, 1, 0, 4, false},  {2, 6, 5, 6, 9, 3, 2, 3, 3, true},
+    {1, 7, 7, 4, 8, 3, 1, 1, 4, false},  {2, 5, 7, 6, 6, 1, 1, 0, 3, true},
+    {1, 13, 11, 5, 7, 3, 2, 0, 1, true}, {1, 4, 4, 3, 5, 5, 1, 3, 1, false},
+};
+
+}  // namespace
+
+TEST_CASE("conv2d forward matches a direct loop", "[conv]") {
+  Context cpu;
+  uint64_t salt = 100;
+  for (const Case& c : kCases) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      const Conv2dParams p = params_of(c);
+      Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+      Tensor w = test::random(w_shape(c), dt, test::seed(++salt));
+      Tensor b = c.bias ? test::random({c.o}, dt, test::seed(++salt)) : Tensor();
+      REQUIRE(conv2d_out_shape(x, w, p) == y_shape(c));
+      Tensor y = Tensor::empty_cpu(y_shape(c), dt);
+      conv2d_fwd(cpu, x, w, b, y, p);
+      test::require_close(y, naive_fwd(x, w, b, p), dt == DType::f64 ? kConvF64 : kConvF32,
+                          "conv2d fwd " + std::string(dtype_name(dt)) + " " + describe(c));
+    }
+  }
+}
+
+TEST_CASE("conv2d backward matches direct loops", "[conv]") {
+  Context cpu;
+  uint64_t salt = 200;
+  for (const Case& c : kCases) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      const Conv2dParams p = params_of(c);
+      const std::string what = std::string(dtype_name(dt)) + " " + describe(c);
+      const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
+      Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+      Tensor w = test::random(w_shape(c), dt, test::seed(++salt));
+      Tensor dy = test::random(y_shape(c), dt, test::seed(++salt));
+      Tensor dx = Tensor::empty_cpu(x_shape(c), dt);
+      conv2d_bwd_data(cpu, dy, w, dx, p);
+      test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), tol, "conv2d dx " + what);
+      Tensor dw = Tensor::empty_cpu(w_shape(c), dt);
+      Tensor db = c.bias ? Tensor::empty_cpu({c.o}, dt) : Tensor();
+      conv2d_bwd_filter(cpu, x, dy, dw, db, p, false);
+      test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol, "conv2d dw " + what);
+      if (c.bias) test::require_close(db, naive_bias_grad(dy), tol, "conv2d dbias " + what);
+    }
+  }
+}
+
+TEST_CASE("conv2d splits large inputs into several patch chunks", "[conv]") {
+  // 5x5 over 64 channels: 1600 patch columns, 192 output lines of 64 pixels: the 64 MB patch
+  // budget gives 2 chunks in f32 and 3 in f64, with chunk edges inside an image.
+  Context cpu;
+  const Case c{3, 64, 64, 64, 16, 5, 1, 2, 1, true};
+  const Conv2dParams p = params_of(c);
+  uint64_t salt = 300;
+  for (DType dt : {DType::f32, DType::f64}) {
+    const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
+    Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+    Tensor w = test::random(w_shape(c), dt, test::seed(++salt), -0.1, 0.1);
+    Tensor b = test::random({c.o}, dt, test::seed(++salt));
+    Tensor y = Tensor::empty_cpu(y_shape(c), dt);
+    conv2d_fwd(cpu, x, w, b, y, p);
+    test::require_close(y, naive_fwd(x, w, b, p), tol, "conv2d chunked fwd");
+    Tensor dy = test::random(y_shape(c), dt, test::seed(++salt), -0.1, 0.1);
+    Tensor dx = Tensor::empty_cpu(x_shape(c), dt);
+    conv2d_bwd_data(cpu, dy, w, dx, p);
+    test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), tol, "conv2d chunked dx");
+    Tensor dw = Tensor::empty_cpu(w_shape(c), dt);
+    conv2d_bwd_filter(cpu, x, dy, dw, Tensor(), p, false);
+    test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol, "conv2d chunked dw");
+  }
+}
+
+TEST_CASE("conv2d gradients match finite differences", "[conv]") {
+  Context cpu;
+  const std::vector<Case> tiny = {
+      {2, 5, 4, 3, 4, 3, 2, 1, 1, true}, {1, 5, 5, 3, 3, 3, 1, 1, 3, true},
+      {1, 4, 3, 4, 2, 1, 1, 0, 1, true}, {1, 8, 7, 2, 3, 6, 2, 2, 1, false},
+      {1, 5, 6, 4, 6, 3, 1, 1, 2, true}, {1, 6, 5, 2, 2, 5, 2, 2, 2, true},
+  };
+  uint64_t salt = 400;
+  for (const Case& c : tiny) {
+    const Conv2dParams p = params_of(c);
+    Tensor x = test::random(x_shape(c), DType::f64, test::seed(++salt));
+    Tensor w = test::random(w_shape(c), DType::f64, test::seed(++salt));
+    Tensor b = c.bias ? test::random({c.o}, DType::f64, test::seed(++salt)) : Tensor();
+    Tensor r = test::random(y_shape(c), DType::f64, test::seed(++salt));
+    Tensor y = Tensor::empty_cpu(y_shape(c), DType::f64);
+    auto loss = [&] {
+      conv2d_fwd(cpu, x, w, b, y, p);
+      return test::dot(y, r);
+    };
+    Tensor dx = Tensor::empty_cpu(x_shape(c), DType::f64);
+    conv2d_bwd_data(cpu, r, w, dx, p);
+    Tensor dw = Tensor::empty_cpu(w_shape(c), DType::f64);
+    Tensor db = c.bias ? Tensor::empty_cpu({c.o}, DType::f64) : Tensor();
+    conv2d_bwd_filter(cpu, x, r, dw, db, p, false);
+    test::require_close(dx, test::numeric_grad(x, loss), kConvGrad, "conv2d dx " + describe(c));
+    test::require_close(dw, test::numeric_grad(w, loss), kConvGrad, "conv2d dw " + describe(c));
+    if (c.bias)
+      test::require_close(db, test::numeric_grad(b, loss), kConvGrad, "conv2d db " + describe(c));
+  }
+}
+
+TEST_CASE("conv2d bwd_filter accumulate adds to existing dw and dbias", "[conv]") {
+  Context cpu;
+  const std::vector<Case> cases = {{2, 6, 5, 4, 6, 1, 1, 0, 1, true},
+                                   {2, 7, 6, 3, 5, 3, 2, 1, 1, true},
+                                   {1, 6, 7, 4, 4, 3, 1, 1, 4, true}};
+  uint64_t salt = 500;
+  for (const Case& c : cases) {
+    const Conv2dParams p = params_of(c);
+    Tensor x = test::random(x_shape(c), DType::f64, test::seed(++salt));
+    Tensor dy = test::random(y_shape(c), DType::f64, test::seed(++salt));
+    Tensor dw0 = test::random(w_shape(c), DType::f64, test::seed(++salt));
+    Tensor db0 = test::random({c.o}, DType::f64, test::seed(++salt));
+    Tensor dw = clone(dw0), db = clone(db0);
+    conv2d_bwd_filter(cpu, x, dy, dw, db, p, true);
+    std::vector<double> want_w = dw0.to_double_vector(), want_b = db0.to_double_vector();
+    const std::vector<double> gw = naive_bwd_filter(x, dy, w_shape(c), p).to_double_vector();
+    const std::vector<double> gb = naive_bias_grad(dy).to_double_vector();
+    for (size_t i = 0; i < want_w.size(); ++i) want_w[i] += gw[i];
+    for (size_t i = 0; i < want_b.size(); ++i) want_b[i] += gb[i];
+    test::require_close(dw, Tensor::from_vector(w_shape(c), want_w), kConvF64,
+                        "conv2d accumulated dw " + describe(c));
+    test::require_close(db, Tensor::from_vector({c.o}, want_b), kConvF64,
+                        "conv2d accumulated dbias " + describe(c));
+  }
+}
+
+TEST_CASE("conv2d argument errors name the shapes", "[conv]") {
+  Context cpu;
+  Conv2dParams p;
+  p.pad_h = p.pad_w = 1;
+  Tensor x = Tensor::zeros_cpu({2, 8, 8, 3});
+  Tensor w = Tensor::zeros_cpu({16, 3, 3, 4});
+  Tensor y = Tensor::zeros_cpu({2, 8, 8, 16});
+  REQUIRE_THROWS_WITH(conv2d_fwd(cpu, x, w, Tensor(), y, p),
+                      Catch::Contains("(2, 8, 8, 3)") && Catch::Contains("(16, 3, 3, 4)"));
+  REQUIRE_THROWS_WITH(conv2d_out_shape(x, w, p),
+                      Catch::Contains("(2, 8, 8, 3)") && Catch::Contains("(16, 3, 3, 4)"));
+  Tensor w3 = Tensor::zeros_cpu({16, 3, 3, 3});
+  REQUIRE(conv2d_out_shape(x, w3, p) == Shape{2, 8, 8, 16});
+  Tensor y_bad = Tensor::zeros_cpu({2, 4, 4, 16});
+  REQUIRE_THROWS_WITH(conv2d_fwd(cpu, x, w3, Tensor(), y_bad, p),
+                      Catch::Contains("(2, 4, 4, 16)") && Catch::Contains("(2, 8, 8, 16)"));
+  REQUIRE_THROWS_WITH(conv2d_bwd_data(cpu, y_bad, w3, x, p),
+                      Catch::Contains("(2, 4, 4, 16)") && Catch::Contains("(2, 8, 8, 16)"));
+  REQUIRE_THROWS_WITH(conv2d_bwd_filter(cpu, x, y_bad, w3, Tensor(), p, false),
+                      Catch::Contains("(2, 4, 4, 16)") && Catch::Contains("(2, 8, 8, 16)"));
+  Tensor bias_bad = Tensor::zeros_cpu({8});
+  REQUIRE_THROWS_WITH(conv2d_fwd(cpu, x, w3, bias_bad, y, p),
+                      Catch::Contains("(8)") && Catch::Contains("(16, 3, 3, 3)"));
+  Tensor w64 = Tensor::zeros_cpu({16, 3, 3, 3}, DType::f64);
+  REQUIRE_THROWS_WITH(conv2d_fwd(cpu, x, w64, Tensor(), y, p), Catch::Contains("f32 vs f64"));
+  Conv2dParams grouped = p;
+  grouped.groups = 3;
+  Tensor w_g = Tensor::zeros_cpu({16, 3, 3, 1});
+  REQUIRE_THROWS_WITH(conv2d_out_shape(x, w_g, grouped), Catch::Contains("not divisible"));
+  Tensor w_big = Tensor::zeros_cpu({4, 11, 11, 3});
+  REQUIRE_THROWS_WITH(conv2d_out_shape(x, w_big, p), Catch::Contains("does not fit"));
+}
+
+namespace {
+
+struct CudaDtype {
+  DType dtype;
+  test::Tol tol;
+};
+
+// Runs fwd (with bias), bwd_data and bwd_filter (assign, then accumulate) on CUDA in `dt` and on
+// the CPU in f32 from the same dt-representable inputs, and compares.
+void check_cuda_against_cpu(Context& cuda, const Case& c, CudaDtype cd, uint64_t salt) {
+  Context cpu;
+  const Conv2dParams p = params_of(c);
+  const std::string what = std::string(dtype_name(cd.dtype)) + " " + describe(c);
+  auto input = [&](const Shape& s, double scale) {
+    Tensor t = test::random(s, DType::f32, test::seed(++salt), -scale, scale);
+    return test::to_f32(cast_host(t, cd.dtype));
+  };
+  auto dev = [&](const Tensor& host_f32) { return cuda.to_device(cast_host(host_f32, cd.dtype)); };
+  Tensor x = input(x_shape(c), 1.0), w = input(w_shape(c), 0.5), dy = input(y_shape(c), 1.0);
+  Tensor b = c.bias ? input({c.o}, 1.0) : Tensor();
+  Tensor dw0 = input(w_shape(c), 1.0), db0 = input({c.o}, 1.0);
+
+  Tensor y_ref = Tensor::empty_cpu(y_shape(c));
+  conv2d_fwd(cpu, x, w, b, y_ref, p);
+  Tensor y = cuda.empty(y_shape(c), cd.dtype);
+  conv2d_fwd(cuda, dev(x), dev(w), c.bias ? dev(b) : Tensor(), y, p);
+  test::require_close(test::host(cuda, y), y_ref, cd.tol, "conv2d cuda fwd " + what);
+
+  Tensor dx_ref = Tensor::empty_cpu(x_shape(c));
+  conv2d_bwd_data(cpu, dy, w, dx_ref, p);
+  Tensor dx = cuda.empty(x_shape(c), cd.dtype);
+  conv2d_bwd_data(cuda, dev(dy), dev(w), dx, p);
+  test::require_close(test::host(cuda, dx), dx_ref, cd.tol, "conv2d cuda dx " + what);
+
+  for (bool accumulate : {false, true}) {
+    Tensor dw_ref = clone(dw0), db_ref = clone(db0);
+    conv2d_bwd_filter(cpu, x, dy, dw_ref, db_ref, p, accumulate);
+    Tensor dw = dev(dw0), db = dev(db0);
+    conv2d_bwd_filter(cuda, dev(x), dev(dy), dw, db, p, accumulate);
+    const std::string how = accumulate ? " accumulate " : " ";
+    test::require_close(test::host(cuda, dw), dw_ref, cd.tol, "conv2d cuda dw" + how + what);
+    test::require_close(test::host(cuda, db), db_ref, cd.tol, "conv2d cuda dbias" + how + what);
+  }
+}
+
+// Plain 1x1 (the cuBLAS path), strided/padded/grouped ones (cuDNN), the 6x6 s2 p2 stem, odd sizes.
+const std::vector<Case> kCudaCases = {
+    {2, 9, 7, 16, 24, 1, 1, 0, 1, true},     {3, 10, 10, 32, 8, 1, 1, 0, 1, false},
+    {2, 8, 6, 16, 16, 1, 2, 0, 1, true},     {2, 7, 9, 16, 32, 3, 1, 1, 1, true},
+    {2, 13, 11, 16, 32, 3, 2, 1, 1, false},  {2, 21, 19, 3, 16, 6, 2, 2, 1, true},
+    {2, 9, 11, 8, 16, 5, 1, 2, 1, true},     {2, 11, 9, 32, 32, 3, 1, 1, 32, true},
+    {2, 12, 10, 16, 16, 5, 2, 2, 16, false}, {2, 9, 9, 16, 24, 3, 1, 1, 2, true},
+};
+
+}  // namespace
+
+TEST_CASE("conv2d cuda matches cpu in f32", "[conv][cuda]") {
+  auto cuda = test::cuda_or_skip();
+  if (!cuda) return;
+  uint64_t salt = 600;
+  for (const Case& c : kCudaCases) {
+    check_cuda_against_cpu(*cuda, c, {DType::f32, kConvCudaF32}, salt);
+    salt += 16;
+  }
+}
+
+TEST_CASE("conv2d cuda matches cpu in f16 and bf16", "[conv][cuda]") {
+  auto cuda = test::cuda_or_skip();
+  if (!cuda) return;
+  uint64_t salt = 800;
+  for (const Case& c : kCudaCases) {
+    check_cuda_against_cpu(*cuda, c, {DType::f16, kConvCudaF16}, salt);
+    check_cuda_against_cpu(*cuda, c, {DType::bf16, kConvCudaBF16}, salt + 8);
+    salt += 16;
+  }
+}
