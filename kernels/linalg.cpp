@@ -19,15 +19,14 @@ void check_float_on(const char* op, const Context& ctx, const char* name, const 
                op << ": " << name << " has dtype " << dtype_name(t.dtype())
                   << "; the CPU kernels take f32 or f64");
   } else {
-    YOLO_CHECK(t.dtype() == DType::f32, op << ": " << name << " has dtype "
-                                           << dtype_name(t.dtype())
+    YOLO_CHECK(t.dtype() == DType::f32, op << ": " << name << " has dtype " << dtype_name(t.dtype())
                                            << "; the CUDA kernels take f32");
   }
 }
 
 void check_scalar(const char* op, const char* name, const Tensor& t) {
-  YOLO_CHECK(t.numel() == 1, op << ": " << name << " must hold one element, got shape "
-                                << shape_str(t.shape()));
+  YOLO_CHECK(t.numel() == 1,
+             op << ": " << name << " must hold one element, got shape " << shape_str(t.shape()));
 }
 
 void check_reduce_all(const char* op, Context& ctx, const Tensor& x, const Tensor& out) {
@@ -86,11 +85,11 @@ void sum_channels(Context& ctx, const Tensor& x, const Tensor& out, bool accumul
   check_float_on(op, ctx, "x", x);
   check_float_on(op, ctx, "out", out);
   check_same_dtype(op, "x", x, "out", out);
-  YOLO_CHECK(x.ndim() >= 1, op << ": x must have at least one dimension, got "
-                               << shape_str(x.shape()));
-  YOLO_CHECK(out.numel() == x.dim(-1),
-             op << ": out " << shape_str(out.shape()) << " must hold one value per channel of x "
-                << shape_str(x.shape()) << " (" << x.dim(-1) << ")");
+  YOLO_CHECK(x.ndim() >= 1,
+             op << ": x must have at least one dimension, got " << shape_str(x.shape()));
+  YOLO_CHECK(out.numel() == x.dim(-1), op << ": out " << shape_str(out.shape())
+                                          << " must hold one value per channel of x "
+                                          << shape_str(x.shape()) << " (" << x.dim(-1) << ")");
   YOLO_DISPATCH(ctx, sum_channels, ctx, x, out, accumulate);
 }
 

@@ -18,8 +18,8 @@ void check_f32_on(const char* op, const Context& ctx, const char* name, const Te
 
 void check_scalar(const char* op, const Context& ctx, const char* name, const Tensor& t) {
   check_f32_on(op, ctx, name, t);
-  YOLO_CHECK(t.numel() == 1, op << ": " << name << " must hold one element, got shape "
-                                << shape_str(t.shape()));
+  YOLO_CHECK(t.numel() == 1,
+             op << ": " << name << " must hold one element, got shape " << shape_str(t.shape()));
 }
 
 // A flat buffer of the same shape as params (e.g. grads or a state buffer).

@@ -16,11 +16,11 @@ namespace {
 constexpr test::Tol kSgd{1e-6, 1e-5};
 constexpr test::Tol kAdam{1e-6, 1e-5};
 constexpr test::Tol kEma{1e-7, 1e-6};
-constexpr test::Tol kNorm{1e-6, 1e-6};       // f64 accumulation; only the f32 result rounds
+constexpr test::Tol kNorm{1e-6, 1e-6};  // f64 accumulation; only the f32 result rounds
 constexpr test::Tol kClip{1e-7, 1e-6};
 constexpr test::Tol kUnscale{1e-12, 1e-7};
 constexpr test::Tol kOptimCuda{1e-6, 1e-5};
-constexpr test::Tol kNormCuda{1e-5, 1e-5};   // f32 tree over 1e6 squares
+constexpr test::Tol kNormCuda{1e-5, 1e-5};  // f32 tree over 1e6 squares
 
 constexpr int64_t kP = 1237;
 // Three groups; a gap [400, 403) that no segment covers; the second segment starts unaligned.
@@ -91,8 +91,10 @@ void naive_adam(std::vector<double>& p, const std::vector<double>& g, std::vecto
     for (int64_t i = seg.begin; i < seg.end; ++i) {
       const size_t k = size_t(i);
       double gi = g[k];
-      if (decoupled) p[k] *= 1.0 - lr * wd;
-      else gi += wd * p[k];
+      if (decoupled)
+        p[k] *= 1.0 - lr * wd;
+      else
+        gi += wd * p[k];
       m[k] = b1 * m[k] + (1.0 - b1) * gi;
       v[k] = b2 * v[k] + (1.0 - b2) * gi * gi;
       p[k] -= (lr / bc1) * m[k] / (std::sqrt(v[k]) / std::sqrt(bc2) + eps);
@@ -110,8 +112,12 @@ void require_equal(const Tensor& got, const std::vector<double>& ref, const std:
   }
 }
 
-Tensor as_tensor(const std::vector<double>& v) { return Tensor::from_vector({int64_t(v.size())}, v); }
-Tensor scalar(float v) { return Tensor::from_vector({1}, std::vector<float>{v}); }
+Tensor as_tensor(const std::vector<double>& v) {
+  return Tensor::from_vector({int64_t(v.size())}, v);
+}
+Tensor scalar(float v) {
+  return Tensor::from_vector({1}, std::vector<float>{v});
+}
 
 // Runs `steps` SGD or Adam steps on ctx (inputs copied there) and returns params and state.
 struct OptimRun {
@@ -125,8 +131,10 @@ OptimRun run_optim(Context& ctx, bool adam, bool flag, int steps, uint64_t salt)
   for (int s = 0; s < steps; ++s) {
     Tensor grads = ctx.to_device(test::random({kP}, DType::f32, test::seed(salt + 1 + s)));
     Tensor hyper = ctx.to_device(make_hyper(s, adam));
-    if (adam) adam_step(ctx, r.params, grads, r.state1, r.state2, kSegments, hyper, flag);
-    else sgd_step(ctx, r.params, grads, r.state1, kSegments, hyper, flag);
+    if (adam)
+      adam_step(ctx, r.params, grads, r.state1, r.state2, kSegments, hyper, flag);
+    else
+      sgd_step(ctx, r.params, grads, r.state1, kSegments, hyper, flag);
   }
   return r;
 }
@@ -146,7 +154,8 @@ TEST_CASE("sgd_step matches the PyTorch formulas over several steps and groups",
       Tensor hyper = make_hyper(s, false);
       sgd_step(ctx, params, grads, buf, kSegments, hyper, nesterov);
       naive_sgd(p, grads.to_double_vector(), b, hyper, nesterov);
-      const std::string what = std::string(nesterov ? "nesterov" : "sgd") + " step " + std::to_string(s);
+      const std::string what =
+          std::string(nesterov ? "nesterov" : "sgd") + " step " + std::to_string(s);
       test::require_close(params, as_tensor(p), kSgd, what + " params");
       test::require_close(buf, as_tensor(b), kSgd, what + " momentum");
     }
@@ -167,7 +176,8 @@ TEST_CASE("adam_step matches torch Adam and AdamW over several steps and groups"
       Tensor hyper = make_hyper(s, true);
       adam_step(ctx, params, grads, m, v, kSegments, hyper, decoupled);
       naive_adam(p, grads.to_double_vector(), rm, rv, hyper, decoupled);
-      const std::string what = std::string(decoupled ? "adamw" : "adam") + " step " + std::to_string(s);
+      const std::string what =
+          std::string(decoupled ? "adamw" : "adam") + " step " + std::to_string(s);
       test::require_close(params, as_tensor(p), kAdam, what + " params");
       test::require_close(m, as_tensor(rm), kAdam, what + " exp_avg");
       test::require_close(v, as_tensor(rv), kAdam, what + " exp_avg_sq");
@@ -187,7 +197,8 @@ TEST_CASE("ema_update matches a direct loop", "[optim]") {
       const float d = decays[s];
       ema_update(ctx, ema, src, scalar(d));
       const std::vector<double> vs = src.to_double_vector();
-      for (size_t i = 0; i < ref.size(); ++i) ref[i] = double(d) * ref[i] + (1.0 - double(d)) * vs[i];
+      for (size_t i = 0; i < ref.size(); ++i)
+        ref[i] = double(d) * ref[i] + (1.0 - double(d)) * vs[i];
       test::require_close(ema, as_tensor(ref), kEma, "ema n=" + std::to_string(n));
     }
   }
@@ -222,7 +233,8 @@ TEST_CASE("clip_grad_norm scales above max_norm and leaves gradients below it", 
     const double coef = std::min(1.0, max_norm / (nv + 1e-6));
     std::vector<double> ref = g.to_double_vector();
     for (double& x : ref) x *= coef;
-    test::require_close(clipped, as_tensor(ref), kClip, "clip max_norm " + std::to_string(max_norm));
+    test::require_close(clipped, as_tensor(ref), kClip,
+                        "clip max_norm " + std::to_string(max_norm));
     Tensor after = Tensor::zeros_cpu({1});
     global_grad_norm(ctx, clipped, after);
     REQUIRE(std::fabs(after.data<float>()[0] - max_norm) < 1e-4 * max_norm);

@@ -1,14 +1,14 @@
 // CPU GEMM (OpenBLAS), reductions and BCE-with-logits: the reference the CUDA kernels must match.
 // f32 and f64. Reductions accumulate in f64 over fixed-size chunks summed in order, so the result
 // does not depend on the number of threads.
+#include "kernels/linalg.h"
+
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
-
-#include "kernels/linalg.h"
 
 namespace yolo {
 namespace {
@@ -50,8 +50,8 @@ void gemm_impl(bool trans_a, bool trans_b, double alpha, const Tensor& a, const 
     cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), float(alpha),
                 a.data<float>(), lda, b.data<float>(), ldb, float(beta), pc, ldc);
   } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha,
-                a.data<double>(), lda, b.data<double>(), ldb, beta, pc, ldc);
+    cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a.data<double>(),
+                lda, b.data<double>(), ldb, beta, pc, ldc);
   }
 }
 
@@ -135,31 +135,41 @@ void bce_bwd_impl(const Tensor& logits, const Tensor& targets, double pos_weight
 
 }  // namespace
 
-void gemm_cpu(Context&, bool trans_a, bool trans_b, double alpha, const Tensor& a,
-              const Tensor& b, double beta, const Tensor& c) {
-  if (c.dtype() == DType::f64) gemm_impl<double>(trans_a, trans_b, alpha, a, b, beta, c);
-  else gemm_impl<float>(trans_a, trans_b, alpha, a, b, beta, c);
+void gemm_cpu(Context&, bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b,
+              double beta, const Tensor& c) {
+  if (c.dtype() == DType::f64)
+    gemm_impl<double>(trans_a, trans_b, alpha, a, b, beta, c);
+  else
+    gemm_impl<float>(trans_a, trans_b, alpha, a, b, beta, c);
 }
 
 void sum_all_cpu(Context&, const Tensor& x, const Tensor& out) {
-  if (x.dtype() == DType::f64) sum_all_impl<double>(x, out, false);
-  else sum_all_impl<float>(x, out, false);
+  if (x.dtype() == DType::f64)
+    sum_all_impl<double>(x, out, false);
+  else
+    sum_all_impl<float>(x, out, false);
 }
 
 void mean_all_cpu(Context&, const Tensor& x, const Tensor& out) {
-  if (x.dtype() == DType::f64) sum_all_impl<double>(x, out, true);
-  else sum_all_impl<float>(x, out, true);
+  if (x.dtype() == DType::f64)
+    sum_all_impl<double>(x, out, true);
+  else
+    sum_all_impl<float>(x, out, true);
 }
 
 void sum_channels_cpu(Context&, const Tensor& x, const Tensor& out, bool accumulate) {
-  if (x.dtype() == DType::f64) sum_channels_impl<double>(x, out, accumulate);
-  else sum_channels_impl<float>(x, out, accumulate);
+  if (x.dtype() == DType::f64)
+    sum_channels_impl<double>(x, out, accumulate);
+  else
+    sum_channels_impl<float>(x, out, accumulate);
 }
 
 void bce_with_logits_fwd_cpu(Context&, const Tensor& logits, const Tensor& targets,
                              double pos_weight, const Tensor& out) {
-  if (logits.dtype() == DType::f64) bce_fwd_impl<double>(logits, targets, pos_weight, out);
-  else bce_fwd_impl<float>(logits, targets, pos_weight, out);
+  if (logits.dtype() == DType::f64)
+    bce_fwd_impl<double>(logits, targets, pos_weight, out);
+  else
+    bce_fwd_impl<float>(logits, targets, pos_weight, out);
 }
 
 void bce_with_logits_bwd_cpu(Context&, const Tensor& logits, const Tensor& targets,

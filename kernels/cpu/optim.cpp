@@ -1,11 +1,11 @@
 // CPU optimizer kernels over the flat arena buffers: the reference for kernels/cuda/optim.cu.
 // Each op is one pass; per-group hyper-parameters are read from the rows of `hyper`, in the
 // operation order of torch.optim.SGD / Adam / AdamW (single-tensor implementation), in f32.
+#include "kernels/optim.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
-
-#include "kernels/optim.h"
 
 namespace yolo {
 namespace {
@@ -57,8 +57,10 @@ void adam_step_cpu(Context&, const Tensor& params, const Tensor& grads, const Te
 #pragma omp parallel for schedule(static)
     for (int64_t i = seg.begin; i < seg.end; ++i) {
       float gi = g[i];
-      if (decoupled) p[i] *= decay_factor;
-      else gi += wd_f * p[i];
+      if (decoupled)
+        p[i] *= decay_factor;
+      else
+        gi += wd_f * p[i];
       m[i] += one_minus_b1 * (gi - m[i]);
       v[i] = v[i] * b2 + one_minus_b2 * gi * gi;
       const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;

@@ -33,7 +33,9 @@ int elementwise_grid(const Context& ctx, int64_t work) {
   return static_cast<int>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 // Sum of v over the block (blockDim.x a multiple of 32, at most 1024); valid in thread 0.
 __device__ float block_sum(float v) {
@@ -116,8 +118,8 @@ void reduce_all(Context& ctx, const Term& term, int64_t n, bool vec, float divis
 
 // sum_channels stage 1: block (32, 8) owns 32 columns and rows [blockIdx.y * rows_per_block, ...);
 // partial[blockIdx.y][c] = the sum over those rows, reduced over threadIdx.y in a fixed order.
-__global__ void channel_partial_kernel(const float* x, int64_t m, int64_t c,
-                                       int64_t rows_per_block, float* partial) {
+__global__ void channel_partial_kernel(const float* x, int64_t m, int64_t c, int64_t rows_per_block,
+                                       float* partial) {
   __shared__ float acc_rows[8][33];
   const int64_t col = blockIdx.x * 32 + threadIdx.x;
   const int64_t row_begin = blockIdx.y * rows_per_block;
@@ -189,19 +191,18 @@ void gemm_cuda(Context& ctx, bool trans_a, bool trans_b, double alpha, const Ten
   const int64_t m = c.dim(0), n = c.dim(1);
   const int64_t k = trans_a ? a.dim(0) : a.dim(1);
   if (m == 0 || n == 0) return;
-  YOLO_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.dim(1) <= INT_MAX &&
-                 b.dim(1) <= INT_MAX,
-             "gemm: dimensions of a " << shape_str(a.shape()) << " and b " << shape_str(b.shape())
-                                      << " exceed cuBLAS's 32-bit limit");
+  YOLO_CHECK(
+      m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.dim(1) <= INT_MAX && b.dim(1) <= INT_MAX,
+      "gemm: dimensions of a " << shape_str(a.shape()) << " and b " << shape_str(b.shape())
+                               << " exceed cuBLAS's 32-bit limit");
   const float alpha_f = float(alpha), beta_f = float(beta);
   const int lda = int(a.dim(1) > 0 ? a.dim(1) : 1), ldb = int(b.dim(1) > 0 ? b.dim(1) : 1);
   cublasHandle_t handle = ctx.cuda().cublas;
   CUBLAS_CHECK(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
-  CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha_f,
-                            b.data<float>(), CUDA_R_32F, ldb, a.data<float>(), CUDA_R_32F, lda,
-                            &beta_f, c.data<float>(), CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT));
+  CUBLAS_CHECK(cublasGemmEx(
+      handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n),
+      int(m), int(k), &alpha_f, b.data<float>(), CUDA_R_32F, ldb, a.data<float>(), CUDA_R_32F, lda,
+      &beta_f, c.data<float>(), CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void sum_all_cuda(Context& ctx, const Tensor& x, const Tensor& out) {
@@ -225,7 +226,7 @@ void sum_channels_cuda(Context& ctx, const Tensor& x, const Tensor& out, bool ac
   Tensor partial = ctx.empty({blocks, c}, DType::f32);
   const dim3 grid(unsigned((c + 31) / 32), unsigned(blocks));
   channel_partial_kernel<<<grid, dim3(32, 8), 0, stream>>>(x.data<float>(), m, c, rows_per_block,
-                                                          partial.data<float>());
+                                                           partial.data<float>());
   YOLO_LAUNCH_CHECK();
   channel_final_kernel<<<unsigned((c + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
       partial.data<float>(), blocks, c, accumulate, out.data<float>());
@@ -236,8 +237,8 @@ void bce_with_logits_fwd_cuda(Context& ctx, const Tensor& logits, const Tensor& 
                               double pos_weight, const Tensor& out) {
   const float* z = logits.data<float>();
   const float* t = targets.data<float>();
-  reduce_all(ctx, BceTerm{z, t, float(pos_weight)}, logits.numel(),
-             aligned16(z) && aligned16(t), float(logits.numel()), out.data<float>());
+  reduce_all(ctx, BceTerm{z, t, float(pos_weight)}, logits.numel(), aligned16(z) && aligned16(t),
+             float(logits.numel()), out.data<float>());
 }
 
 void bce_with_logits_bwd_cuda(Context& ctx, const Tensor& logits, const Tensor& targets,

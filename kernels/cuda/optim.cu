@@ -42,7 +42,9 @@ int elementwise_grid(const Context& ctx, int64_t work) {
   return static_cast<int>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 // Strides the whole grid over elements [begin, end): scalar(i) for the elements outside the
 // 16-byte-aligned body, vector(j) for each float4 j (elements 4j..4j+3) inside it. With vec false
@@ -71,7 +73,8 @@ __device__ float lane(const float4& v, int k) {
   return k == 0 ? v.x : (k == 1 ? v.y : (k == 2 ? v.z : v.w));
 }
 
-// torch.optim.SGD, dampening 0: d = g + wd p; buf = m buf + d; p -= lr (nesterov ? d + m buf : buf).
+// torch.optim.SGD, dampening 0: d = g + wd p; buf = m buf + d; p -= lr (nesterov ? d + m buf :
+// buf).
 __device__ void sgd_update(float& p, float g, float& buf, float lr, float wd, float m,
                            bool nesterov) {
   const float d = g + wd * p;
@@ -126,8 +129,10 @@ __device__ AdamConsts adam_consts(const float* row) {
 // torch.optim.Adam (L2 added to the gradient) or AdamW (decoupled: p *= 1 - lr wd first).
 __device__ void adam_update(float& p, float g, float& m, float& v, const AdamConsts& c,
                             bool decoupled) {
-  if (decoupled) p *= c.decay_factor;
-  else g += c.wd * p;
+  if (decoupled)
+    p *= c.decay_factor;
+  else
+    g += c.wd * p;
   m += c.one_minus_b1 * (g - m);
   v = v * c.b2 + c.one_minus_b2 * g * g;
   const float denom = sqrtf(v) / c.bc2_sqrt + c.eps;
@@ -265,10 +270,9 @@ void sgd_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads,
   YOLO_LAUNCH_CHECK();
 }
 
-void adam_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads,
-                    const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                    const std::vector<OptimSegment>& segments, const Tensor& hyper,
-                    bool decoupled) {
+void adam_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads, const Tensor& exp_avg,
+                    const Tensor& exp_avg_sq, const std::vector<OptimSegment>& segments,
+                    const Tensor& hyper, bool decoupled) {
   int64_t total = 0;
   const SegmentTable table = make_table(segments, &total);
   if (total == 0) return;
