@@ -231,6 +231,9 @@ def main():
     ap.add_argument("--repeats", type=int, help="timed repeats (default 50 cuda, 10 cpu)")
     ap.add_argument("--warmup", type=int, help="untimed repeats (default 5 cuda, 2 cpu)")
     ap.add_argument("--json", help="write one JSON object per row to this file")
+    ap.add_argument("--no-tf32", action="store_true",
+                    help="disable TF32 for f32 convolutions and matmuls (PyTorch allows it for "
+                         "cuDNN convolutions by default); use it to compare plain FP32 with FP32")
     args = ap.parse_args()
 
     device = torch.device(args.device)
@@ -238,12 +241,15 @@ def main():
         torch.set_num_threads(args.threads)
     else:
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
     repeats = args.repeats or (50 if device.type == "cuda" else 10)
     warmup = args.warmup or (5 if device.type == "cuda" else 2)
     rows = [r for r in load_rows(args) if args.filter in r["name"]]
     peaks = measure_peaks(device)
-    print("torch %s on %s: copy %.1f GB/s, GEMM %s" % (
-        torch.__version__, args.device, peaks["copy_gbps"],
+    print("torch %s on %s (cuDNN TF32 for f32 convs: %s): copy %.1f GB/s, GEMM %s" % (
+        torch.__version__, args.device, "n/a" if device.type == "cpu" else "off" if args.no_tf32 else "on (torch default)",
+        peaks["copy_gbps"],
         ", ".join("%s %.2f TFLOP/s" % (k, v) for k, v in peaks.items() if k != "copy_gbps")))
     out = open(args.json, "w") if args.json else None
     print("%-44s %-4s %-32s %11s %11s %9s %8s %6s" % (
