@@ -32,8 +32,14 @@ struct CudaState {
   CudaState& operator=(const CudaState&) = delete;
 
  private:
+  friend std::shared_ptr<CudaState> make_cuda_state(int);
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  // cuBLAS's own fixed workspace (cublasSetWorkspace), so it never allocates during graph capture.
+  void* cublas_workspace_ = nullptr;
 };
+
+// Opens device `device_index`: streams, handles, allocator, cuBLAS workspace (core/cuda/).
+std::shared_ptr<CudaState> make_cuda_state(int device_index);
 
 }  // namespace yolo

@@ -134,6 +134,7 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
 std::vector<float> Tensor::to_float_vector() const {
   YOLO_CHECK(device().is_cpu(), "to_float_vector needs a cpu tensor, got " << str());
   std::vector<float> out(static_cast<size_t>(numel_));
+  if (numel_ == 0) return out;
   switch (dtype_) {
     case DType::f32: std::memcpy(out.data(), raw(), nbytes()); break;
     case DType::f64:

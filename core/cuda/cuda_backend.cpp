@@ -58,6 +58,7 @@ void* CudaState::workspace(size_t bytes) {
 
 CudaState::~CudaState() {
   if (workspace_) allocator->deallocate(workspace_);
+  if (cublas_workspace_) allocator->deallocate(cublas_workspace_);
   if (cudnn) cudnnDestroy(cudnn);
   if (cublas) cublasDestroy(cublas);
   if (copy_stream) cudaStreamDestroy(copy_stream);
@@ -85,7 +86,16 @@ std::string unavailable_reason() {
   return n == 0 ? "no CUDA device is visible" : "";
 }
 
-std::shared_ptr<CudaState> create(int device_index) {
+std::shared_ptr<CudaState> create(int device_index) { return make_cuda_state(device_index); }
+
+}  // namespace cuda_backend
+
+// cuBLAS workspace size: 32 MiB covers Hopper's largest recommendation for cublasLt heuristics.
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+
+std::shared_ptr<CudaState> make_cuda_state(int device_index) {
+  using cuda_backend::device_count;
+  using cuda_backend::unavailable_reason;
   const int n = device_count();
   YOLO_CHECK(device_index >= 0 && device_index < n,
              "cuda:" << device_index << " is not available (" << n << " CUDA device(s) visible"
@@ -101,8 +111,13 @@ std::shared_ptr<CudaState> create(int device_index) {
   CUDNN_CHECK(cudnnCreate(&s->cudnn));
   CUDNN_CHECK(cudnnSetStream(s->cudnn, s->stream));
   s->allocator = std::make_shared<CachingAllocator>(std::make_unique<CudaRawMemory>(device_index));
+  // After cublasSetStream, which resets a user workspace.
+  s->cublas_workspace_ = s->allocator->allocate(kCublasWorkspaceBytes, s->stream);
+  CUBLAS_CHECK(cublasSetWorkspace(s->cublas, s->cublas_workspace_, kCublasWorkspaceBytes));
   return s;
 }
+
+namespace cuda_backend {
 
 std::shared_ptr<Allocator> allocator(CudaState& state) { return state.allocator; }
 
