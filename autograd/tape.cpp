@@ -22,7 +22,7 @@ Var Var::leaf(const Tensor& value) {
 Var Var::param(const Tensor& value, const Tensor& grad) {
   check_same_shape("Var::param", "value", value, "grad", grad);
   Var v = leaf(value);
-  v.impl_->grad = grad;
+  *v.impl_->grad = grad;
   return v;
 }
 
@@ -41,29 +41,31 @@ Var Tape::make_output(const Tensor& value, bool record) const {
 
 void Tape::record(const Var& output, std::function<void(const Tensor&)> backward) {
   YOLO_ASSERT(output.requires_grad());
-  nodes_.push_back(Node{output.impl_, std::move(backward)});
+  nodes_.push_back(Node{output.impl_->grad, output.impl_->keep_grad, std::move(backward)});
 }
 
 Tensor Tape::grad_target(const Var& v) const {
   YOLO_ASSERT(v.requires_grad());
-  if (!v.impl_->grad.defined()) {
-    v.impl_->grad = ctx_.empty(v.value().shape(), v.value().dtype());
-    return v.impl_->grad;
+  Tensor& grad = *v.impl_->grad;
+  if (!grad.defined()) {
+    grad = ctx_.empty(v.value().shape(), v.value().dtype());
+    return grad;
   }
   return ctx_.empty(v.value().shape(), v.value().dtype());
 }
 
 void Tape::accumulate_into(const Var& v, const Tensor& g) const {
-  const Tensor& dst = v.impl_->grad;
+  const Tensor& dst = *v.impl_->grad;
   if (g.storage() == dst.storage() && g.raw() == dst.raw()) return;
   add(ctx_, dst, g, dst);
 }
 
 Tensor Tape::grad_inplace(const Var& v, bool* accumulate) const {
   YOLO_ASSERT(v.requires_grad());
-  *accumulate = v.impl_->grad.defined();
-  if (!*accumulate) v.impl_->grad = ctx_.empty(v.value().shape(), v.value().dtype());
-  return v.impl_->grad;
+  Tensor& grad = *v.impl_->grad;
+  *accumulate = grad.defined();
+  if (!*accumulate) grad = ctx_.empty(v.value().shape(), v.value().dtype());
+  return grad;
 }
 
 void Tape::backward(const Var& root, const Tensor& droot) {
@@ -86,10 +88,10 @@ void Tape::backward(const Var& root, const Tensor& droot) {
   std::vector<Node> nodes = std::move(nodes_);
   nodes_.clear();
   for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) {
-    std::shared_ptr<Var::Impl> out = it->output.lock();
-    if (out && out->grad.defined()) {
-      const Tensor dout = out->grad;
-      if (!out->keep_grad) out->grad = Tensor();
+    Tensor& cell = *it->output_grad;
+    if (cell.defined()) {
+      const Tensor dout = cell;
+      if (!it->keep_grad) cell = Tensor();  // freed once its producer used it
       it->backward(dout);
     }
     it->backward = nullptr;  // release the saved tensors now

@@ -29,7 +29,7 @@ class Var {
 
   bool defined() const { return impl_ != nullptr; }
   const Tensor& value() const { return impl_->value; }
-  const Tensor& grad() const { return impl_->grad; }
+  const Tensor& grad() const { return *impl_->grad; }
   bool requires_grad() const { return impl_ && impl_->requires_grad; }
   const Shape& shape() const { return impl_->value.shape(); }
 
@@ -37,7 +37,9 @@ class Var {
   friend class Tape;
   struct Impl {
     Tensor value;
-    Tensor grad;
+    // Shared with the producer's tape node, which must see the gradient even after every Var
+    // handle to this value is gone (a consumer's backward releases its inputs once it ran).
+    std::shared_ptr<Tensor> grad = std::make_shared<Tensor>();
     bool requires_grad = false;
     bool keep_grad = false;  // leaves and parameters keep their gradient after backward()
   };
@@ -81,9 +83,10 @@ class Tape {
  private:
   friend class NoGradGuard;
   struct Node {
-    // Weak: consumers' backward functions hold their inputs, so an output nobody consumed (and
-    // the caller dropped) is simply not reached.
-    std::weak_ptr<Var::Impl> output;
+    // The output's gradient cell only (not its value, which stays alive just as long as some
+    // consumer saved it).
+    std::shared_ptr<Tensor> output_grad;
+    bool keep_grad = false;
     std::function<void(const Tensor&)> backward;
   };
   Context& ctx_;
