@@ -63,11 +63,12 @@ build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
 
 if [ $bench -eq 1 ]; then
   stamp "benchmarks (ours)"
-  build-gpu/bin/yolo_bench --device cuda --json "$OUT/ours_cuda.jsonl" > "$OUT/bench_ours.log" 2>&1
+  build-gpu/bin/yolo_bench --device cuda --repeats 20 --json "$OUT/ours_cuda.jsonl" > "$OUT/bench_ours.log" 2>&1
   tail -5 "$OUT/bench_ours.log"
   stamp "benchmarks (PyTorch)"
-  build-gpu/bin/yolo_bench --list-json > "$OUT/rows.json" 2>/dev/null
-  python3 tools/bench_torch_ops.py --device cuda --rows "$OUT/rows.json" --json "$OUT/torch_cuda.jsonl" > "$OUT/bench_torch.log" 2>&1
+  build-gpu/bin/yolo_bench --device cuda --list-json "$OUT/rows.json"
+  # Plain FP32 on both sides for f32 convolutions (ours uses no TF32); f16 rows are the AMP case.
+  python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 --rows "$OUT/rows.json" --json "$OUT/torch_cuda.jsonl" > "$OUT/bench_torch.log" 2>&1
   tail -3 "$OUT/bench_torch.log"
   stamp "table"
   python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
