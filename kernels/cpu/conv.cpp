@@ -249,9 +249,35 @@ void depthwise_bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w
   }
 }
 
+// Stride-1 backward-data as a forward conv (Note [CPU conv2d backward-data at stride 1]).
+template <typename T>
+void bwd_data_as_fwd(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
+  Geometry t = g;  // the conv that maps dy (n, oh, ow, o) to dx (n, h, w, c)
+  t.h = g.oh, t.w = g.ow, t.c = g.o, t.o = g.c, t.cg = g.og, t.og = g.cg;
+  t.oh = g.h, t.ow = g.w, t.ph = g.kh - 1 - g.ph, t.pw = g.kw - 1 - g.pw;
+  Tensor wt_t = ctx.empty({g.c, g.kh, g.kw, g.og}, DTypeOf<T>::value);
+  T* wt = wt_t.data<T>();  // wt[grp*cg + c, kh, kw, o] = w[grp*og + o, KH-1-kh, KW-1-kw, c]
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t c = 0; c < g.cg; ++c)
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t kw = 0; kw < g.kw; ++kw)
+          for (int64_t o = 0; o < g.og; ++o)
+            wt[(((grp * g.cg + c) * g.kh + kh) * g.kw + kw) * g.og + o] =
+                w[(((grp * g.og + o) * g.kh + (g.kh - 1 - kh)) * g.kw + (g.kw - 1 - kw)) * g.cg +
+                  c];
+  fwd(ctx, t, dy, wt, static_cast<const T*>(nullptr), dx);
+}
+
+// Note [CPU conv2d backward-data at stride 1]
+// With stride 1, dx is the forward conv of dy (zero-padded by k - 1 - pad) with the weights
+// flipped in space and transposed in channels. That is one im2col copy and one GEMM with the
+// forward's good shape, instead of a GEMM into a patch gradient plus a col2im scatter-add. Strided
+// convs (and pads >= k, never used) keep the col2im path.
 template <typename T>
 void bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
   if (g.depthwise()) return depthwise_bwd_data(ctx, g, dy, w, dx);
+  if (!g.no_patch() && g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw)
+    return bwd_data_as_fwd(ctx, g, dy, w, dx);
   const int64_t kcols = g.k();
   if (g.no_patch()) {  // dx rows = dy rows x w, per group
     const int64_t m = g.n * g.h * g.w;
