@@ -10,7 +10,9 @@ namespace yolo {
 namespace {
 
 // The dtype of every per-channel tensor for activations of dtype x.
-DType bn_param_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
+DType bn_param_dtype(const Tensor& x) {
+  return x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+}
 
 void check_on_ctx(const char* op, Context& ctx, const char* name, const Tensor& t) {
   check_defined(op, name, t);
@@ -46,10 +48,10 @@ void check_like_x(const char* op, Context& ctx, const Tensor& x, const char* nam
 void check_channel(const char* op, Context& ctx, const Tensor& x, const char* name,
                    const Tensor& t) {
   check_on_ctx(op, ctx, name, t);
-  YOLO_CHECK(t.shape() == Shape{x.dim(-1)},
-             op << ": " << name << " has shape " << shape_str(t.shape()) << " but x "
-                << shape_str(x.shape()) << " has " << x.dim(-1) << " channels: expected ("
-                << x.dim(-1) << ")");
+  YOLO_CHECK(t.shape() == Shape{x.dim(-1)}, op << ": " << name << " has shape "
+                                               << shape_str(t.shape()) << " but x "
+                                               << shape_str(x.shape()) << " has " << x.dim(-1)
+                                               << " channels: expected (" << x.dim(-1) << ")");
   check_dtype(op, name, t, bn_param_dtype(x));
 }
 
@@ -78,11 +80,11 @@ void batchnorm_fwd_train(Context& ctx, const Tensor& x, const Tensor& gamma, con
                                    << "; use a larger batch or eval mode");
   YOLO_CHECK(x.numel() == 0 || y.raw() != x.raw(),
              op << ": y must not alias x (backward reads x); pass a separate output");
-  YOLO_CHECK(momentum >= 0.0 && momentum <= 1.0, op << ": momentum must be in [0, 1], got "
-                                                    << momentum);
+  YOLO_CHECK(momentum >= 0.0 && momentum <= 1.0,
+             op << ": momentum must be in [0, 1], got " << momentum);
   check_eps(op, eps);
-  YOLO_DISPATCH(ctx, batchnorm_fwd_train, ctx, x, gamma, beta, running_mean, running_var,
-                save_mean, save_invstd, y, momentum, eps, act);
+  YOLO_DISPATCH(ctx, batchnorm_fwd_train, ctx, x, gamma, beta, running_mean, running_var, save_mean,
+                save_invstd, y, momentum, eps, act);
 }
 
 void batchnorm_fwd_eval(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,

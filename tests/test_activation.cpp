@@ -23,9 +23,13 @@ const Shape kShapes[] = {{2, 5, 7, 3}, {3, 4, 4, 16}, {1, 1, 1, 8}, {4, 13, 11, 
 
 enum class Act { silu, sigmoid };
 
-const char* act_name(Act a) { return a == Act::silu ? "silu" : "sigmoid"; }
+const char* act_name(Act a) {
+  return a == Act::silu ? "silu" : "sigmoid";
+}
 
-double ref_sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+double ref_sigmoid(double v) {
+  return 1.0 / (1.0 + std::exp(-v));
+}
 
 // Direct reference loops in f64 over the values of x.
 Tensor ref_forward(Act a, const Tensor& x) {
@@ -35,15 +39,19 @@ Tensor ref_forward(Act a, const Tensor& x) {
 }
 
 void forward(Act a, Context& ctx, const Tensor& x, const Tensor& y) {
-  if (a == Act::silu) silu_fwd(ctx, x, y);
-  else sigmoid_fwd(ctx, x, y);
+  if (a == Act::silu)
+    silu_fwd(ctx, x, y);
+  else
+    sigmoid_fwd(ctx, x, y);
 }
 
 // silu_bwd takes x, sigmoid_bwd the forward output y.
 void backward(Act a, Context& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
               const Tensor& dx) {
-  if (a == Act::silu) silu_bwd(ctx, x, dy, dx);
-  else sigmoid_bwd(ctx, y, dy, dx);
+  if (a == Act::silu)
+    silu_bwd(ctx, x, dy, dx);
+  else
+    sigmoid_bwd(ctx, y, dy, dx);
 }
 
 // Host tensor of dtype d holding f32 host tensor t rounded to d.
@@ -51,9 +59,12 @@ Tensor round_to(const Tensor& t, DType d) {
   const std::vector<float> v = t.to_float_vector();
   Tensor out = Tensor::empty_cpu(t.shape(), d);
   for (size_t i = 0; i < v.size(); ++i) {
-    if (d == DType::f16) out.data<Half>()[i] = float_to_half(v[i]);
-    else if (d == DType::bf16) out.data<BFloat16>()[i] = float_to_bf16(v[i]);
-    else out.data<float>()[i] = v[i];
+    if (d == DType::f16)
+      out.data<Half>()[i] = float_to_half(v[i]);
+    else if (d == DType::bf16)
+      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
+    else
+      out.data<float>()[i] = v[i];
   }
   return out;
 }
@@ -69,8 +80,8 @@ TEST_CASE("silu and sigmoid forward match a direct loop", "[activation]") {
         const Tensor x = test::random(shape, d, test::seed(salt++), -8.0, 8.0);
         const Tensor y = ctx.empty(shape, d);
         forward(a, ctx, x, y);
-        const std::string what = std::string(act_name(a)) + " fwd " + dtype_name(d) + " " +
-                                 shape_str(shape);
+        const std::string what =
+            std::string(act_name(a)) + " fwd " + dtype_name(d) + " " + shape_str(shape);
         const test::Tol tol = d == DType::f64 ? kActivationF64 : kActivationF32;
         test::require_close(y, ref_forward(a, x), tol, what);
         // In place: y aliases x.
@@ -143,8 +154,8 @@ TEST_CASE("silu and sigmoid cuda match cpu", "[activation][cuda]") {
         const Tensor gy_host = test::to_f32(test::host(*cuda, gy));
         backward(a, cpu, cx, gy_host, cdy, dx);
         backward(a, *cuda, gx, gy, gdy, gdx);
-        const std::string what = std::string(act_name(a)) + " cuda " + dtype_name(d) + " " +
-                                 shape_str(gx.shape());
+        const std::string what =
+            std::string(act_name(a)) + " cuda " + dtype_name(d) + " " + shape_str(gx.shape());
         test::require_close(test::host(*cuda, gy), y, tol, what + " fwd");
         test::require_close(test::host(*cuda, gdx), dx, tol, what + " bwd");
       }
@@ -156,11 +167,11 @@ TEST_CASE("silu and sigmoid reject mismatched arguments", "[activation]") {
   Context ctx;
   const Tensor x = Tensor::zeros_cpu({2, 3});
   const Tensor y = Tensor::zeros_cpu({3, 2});
-  REQUIRE_THROWS_WITH(silu_fwd(ctx, x, y),
-                      Catch::Contains("silu_fwd") && Catch::Contains("(2, 3)") &&
-                          Catch::Contains("(3, 2)"));
-  REQUIRE_THROWS_WITH(sigmoid_bwd(ctx, x, x, y), Catch::Contains("(2, 3)") &&
-                                                     Catch::Contains("(3, 2)"));
+  REQUIRE_THROWS_WITH(silu_fwd(ctx, x, y), Catch::Contains("silu_fwd") &&
+                                               Catch::Contains("(2, 3)") &&
+                                               Catch::Contains("(3, 2)"));
+  REQUIRE_THROWS_WITH(sigmoid_bwd(ctx, x, x, y),
+                      Catch::Contains("(2, 3)") && Catch::Contains("(3, 2)"));
   const Tensor d = Tensor::zeros_cpu({2, 3}, DType::f64);
   REQUIRE_THROWS_WITH(silu_bwd(ctx, x, d, x), Catch::Contains("f32 vs f64"));
   const Tensor i = Tensor::zeros_cpu({2, 3}, DType::i32);

@@ -20,15 +20,17 @@ constexpr test::Tol kBatchnormF64{1e-12, 1e-10};
 constexpr test::Tol kBatchnormF32{1e-6, 1e-5};  // f32 rounding of outputs and running stats
 // Central differences with h = 1e-6 on a loss summing ~10^3 terms: rounding noise ~1e-8.
 constexpr test::Tol kBatchnormGrad{1e-7, 1e-6};
-constexpr test::Tol kBatchnormGradF32{1e-5, 1e-4};  // CPU f32 backward vs the f64 one
-constexpr test::Tol kBatchnormCudaF32{2e-5, 2e-5};  // f32 Welford statistics vs f64
-constexpr test::Tol kBatchnormCudaSum{2e-4, 2e-4};  // per-channel f32 sums over up to ~10^4 rows
-constexpr test::Tol kBatchnormCudaF16{1e-4, 1e-3};  // + one f16 rounding of the output (2^-11)
+constexpr test::Tol kBatchnormGradF32{1e-5, 1e-4};   // CPU f32 backward vs the f64 one
+constexpr test::Tol kBatchnormCudaF32{2e-5, 2e-5};   // f32 Welford statistics vs f64
+constexpr test::Tol kBatchnormCudaSum{2e-4, 2e-4};   // per-channel f32 sums over up to ~10^4 rows
+constexpr test::Tol kBatchnormCudaF16{1e-4, 1e-3};   // + one f16 rounding of the output (2^-11)
 constexpr test::Tol kBatchnormCudaBf16{1e-4, 5e-3};  // + one bf16 rounding of the output (2^-8)
 
 const Shape kShapes[] = {{2, 5, 7, 3}, {3, 4, 4, 16}, {1, 1, 2, 8}, {4, 13, 11, 24}};
 
-const char* act_name(Activation a) { return a == Activation::silu ? "silu" : "none"; }
+const char* act_name(Activation a) {
+  return a == Activation::silu ? "silu" : "none";
+}
 
 // Per-channel inputs: gamma, beta, running_mean, running_var.
 struct Params {
@@ -42,7 +44,9 @@ Params random_params(int64_t c, DType d, uint64_t salt) {
           test::random({c}, d, test::seed(salt + 3), 0.5, 1.5)};
 }
 
-double act_ref(double z, Activation a) { return a == Activation::silu ? z / (1.0 + std::exp(-z)) : z; }
+double act_ref(double z, Activation a) {
+  return a == Activation::silu ? z / (1.0 + std::exp(-z)) : z;
+}
 
 // Direct f64 reference of the training forward.
 struct TrainRef {
@@ -114,9 +118,12 @@ Tensor round_to(const Tensor& t, DType d) {
   const std::vector<float> v = t.to_float_vector();
   Tensor out = Tensor::empty_cpu(t.shape(), d);
   for (size_t i = 0; i < v.size(); ++i) {
-    if (d == DType::f16) out.data<Half>()[i] = float_to_half(v[i]);
-    else if (d == DType::bf16) out.data<BFloat16>()[i] = float_to_bf16(v[i]);
-    else out.data<float>()[i] = v[i];
+    if (d == DType::f16)
+      out.data<Half>()[i] = float_to_half(v[i]);
+    else if (d == DType::bf16)
+      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
+    else
+      out.data<float>()[i] = v[i];
   }
   return out;
 }
@@ -245,8 +252,8 @@ TEST_CASE("batchnorm cuda matches cpu", "[batchnorm][cuda]") {
   uint64_t salt = 500;
   // One and several row blocks; C % 8 == 0 (16-byte path for every dtype), C % 4 == 0 only
   // (f32 vectorised, f16 scalar), odd C (scalar); a large C (several channel blocks).
-  const Shape shapes[] = {{2, 5, 7, 3}, {4, 13, 11, 24}, {8, 40, 40, 20},
-                          {16, 20, 20, 64}, {2, 9, 9, 264}, {1, 1, 2, 8}};
+  const Shape shapes[] = {{2, 5, 7, 3},     {4, 13, 11, 24}, {8, 40, 40, 20},
+                          {16, 20, 20, 64}, {2, 9, 9, 264},  {1, 1, 2, 8}};
   for (DType d : {DType::f32, DType::f16, DType::bf16}) {
     const test::Tol tol = d == DType::f32   ? kBatchnormCudaF32
                           : d == DType::f16 ? kBatchnormCudaF16
@@ -315,16 +322,15 @@ TEST_CASE("batchnorm rejects mismatched arguments", "[batchnorm]") {
                       Catch::Contains("(2, 5, 7, 3)") && Catch::Contains("(2, 5, 7, 4)"));
   // Per-channel tensors follow x's dtype on the CPU: f64 x needs f64 gamma.
   const Tensor x64 = Tensor::zeros_cpu(shape, DType::f64);
-  REQUIRE_THROWS_WITH(
-      batchnorm_fwd_eval(ctx, x64, c3, c3, c3, c3, x64, kEps, Activation::none),
-      Catch::Contains("gamma") && Catch::Contains("f32") && Catch::Contains("f64"));
+  REQUIRE_THROWS_WITH(batchnorm_fwd_eval(ctx, x64, c3, c3, c3, c3, x64, kEps, Activation::none),
+                      Catch::Contains("gamma") && Catch::Contains("f32") && Catch::Contains("f64"));
   // One value per channel has no batch variance (PyTorch refuses it too).
   const Tensor one = Tensor::zeros_cpu({1, 1, 1, 3});
   REQUIRE_THROWS_WITH(
       batchnorm_fwd_train(ctx, one, c3, c3, c3, c3, c3, c3, Tensor::zeros_cpu({1, 1, 1, 3}),
                           kMomentum, kEps, Activation::none),
       Catch::Contains("more than one value per channel") && Catch::Contains("(1, 1, 1, 3)"));
-  REQUIRE_THROWS_WITH(batchnorm_fwd_train(ctx, x, c3, c3, c3, c3, c3, c3, x, kMomentum, kEps,
-                                          Activation::none),
-                      Catch::Contains("alias"));
+  REQUIRE_THROWS_WITH(
+      batchnorm_fwd_train(ctx, x, c3, c3, c3, c3, c3, c3, x, kMomentum, kEps, Activation::none),
+      Catch::Contains("alias"));
 }

@@ -1,10 +1,10 @@
 // CPU SiLU and sigmoid, forward and backward: the reference for kernels/cuda/activation.cu.
 // Element-wise over the flat tensor (any shape), f32 or f64, computed in the tensor's own type.
 // Outputs may alias inputs: each element is read before it is written.
+#include "kernels/activation.h"
+
 #include <cmath>
 #include <cstdint>
-
-#include "kernels/activation.h"
 
 namespace yolo {
 namespace {
@@ -51,23 +51,31 @@ void sigmoid_bwd_impl(const Tensor& y, const Tensor& dy, const Tensor& dx) {
 }  // namespace
 
 void silu_fwd_cpu(Context&, const Tensor& x, const Tensor& y) {
-  if (x.dtype() == DType::f64) silu_fwd_impl<double>(x, y);
-  else silu_fwd_impl<float>(x, y);
+  if (x.dtype() == DType::f64)
+    silu_fwd_impl<double>(x, y);
+  else
+    silu_fwd_impl<float>(x, y);
 }
 
 void silu_bwd_cpu(Context&, const Tensor& x, const Tensor& dy, const Tensor& dx) {
-  if (x.dtype() == DType::f64) silu_bwd_impl<double>(x, dy, dx);
-  else silu_bwd_impl<float>(x, dy, dx);
+  if (x.dtype() == DType::f64)
+    silu_bwd_impl<double>(x, dy, dx);
+  else
+    silu_bwd_impl<float>(x, dy, dx);
 }
 
 void sigmoid_fwd_cpu(Context&, const Tensor& x, const Tensor& y) {
-  if (x.dtype() == DType::f64) sigmoid_fwd_impl<double>(x, y);
-  else sigmoid_fwd_impl<float>(x, y);
+  if (x.dtype() == DType::f64)
+    sigmoid_fwd_impl<double>(x, y);
+  else
+    sigmoid_fwd_impl<float>(x, y);
 }
 
 void sigmoid_bwd_cpu(Context&, const Tensor& y, const Tensor& dy, const Tensor& dx) {
-  if (y.dtype() == DType::f64) sigmoid_bwd_impl<double>(y, dy, dx);
-  else sigmoid_bwd_impl<float>(y, dy, dx);
+  if (y.dtype() == DType::f64)
+    sigmoid_bwd_impl<double>(y, dy, dx);
+  else
+    sigmoid_bwd_impl<float>(y, dy, dx);
 }
 
 }  // namespace yolo

@@ -3,20 +3,24 @@
 // T is float (f32 x and f32 per-channel tensors) or double (f64 x and f64 per-channel tensors).
 // Column sums run over fixed blocks of kRowBlock rows in parallel and are then added block by
 // block in order, so results do not depend on the number of threads.
+#include "kernels/batchnorm.h"
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
-
-#include "kernels/batchnorm.h"
 
 namespace yolo {
 namespace {
 
 constexpr int64_t kRowBlock = 128;
 
-double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+double sigmoid(double v) {
+  return 1.0 / (1.0 + std::exp(-v));
+}
 
-double activate(double z, Activation act) { return act == Activation::silu ? z * sigmoid(z) : z; }
+double activate(double z, Activation act) {
+  return act == Activation::silu ? z * sigmoid(z) : z;
+}
 
 // d act(z) / dz times dy.
 double activate_grad(double z, double dy, Activation act) {
@@ -50,8 +54,8 @@ void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t j = 0; j < c; ++j) {
-      const double z = double(gamma[j]) * (double(x[r * c + j]) - mean[j]) * invstd[j] +
-                       double(beta[j]);
+      const double z =
+          double(gamma[j]) * (double(x[r * c + j]) - mean[j]) * invstd[j] + double(beta[j]);
       y[r * c + j] = T(activate(z, act));
     }
   }
@@ -91,9 +95,8 @@ void fwd_train(const Tensor& xt, const Tensor& gamma, const Tensor& beta,
 }
 
 template <typename T>
-void fwd_eval(const Tensor& xt, const Tensor& gamma, const Tensor& beta,
-              const Tensor& running_mean, const Tensor& running_var, const Tensor& yt,
-              double eps, Activation act) {
+void fwd_eval(const Tensor& xt, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+              const Tensor& running_var, const Tensor& yt, double eps, Activation act) {
   const int64_t c = xt.dim(-1), m = xt.numel() / c;
   std::vector<double> mean(static_cast<size_t>(c)), invstd(static_cast<size_t>(c));
   for (int64_t j = 0; j < c; ++j) {
@@ -162,8 +165,8 @@ void batchnorm_fwd_train_cpu(Context&, const Tensor& x, const Tensor& gamma, con
     fwd_train<double>(x, gamma, beta, running_mean, running_var, save_mean, save_invstd, y,
                       momentum, eps, act);
   else
-    fwd_train<float>(x, gamma, beta, running_mean, running_var, save_mean, save_invstd, y,
-                     momentum, eps, act);
+    fwd_train<float>(x, gamma, beta, running_mean, running_var, save_mean, save_invstd, y, momentum,
+                     eps, act);
 }
 
 void batchnorm_fwd_eval_cpu(Context&, const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -177,8 +180,8 @@ void batchnorm_fwd_eval_cpu(Context&, const Tensor& x, const Tensor& gamma, cons
 
 void batchnorm_bwd_cpu(Context&, const Tensor& x, const Tensor& dy, const Tensor& gamma,
                        const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
-                       const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
-                       Activation act, bool accumulate_params) {
+                       const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, Activation act,
+                       bool accumulate_params) {
   if (x.dtype() == DType::f64)
     bwd<double>(x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta, act,
                 accumulate_params);

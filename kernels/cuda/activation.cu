@@ -14,21 +14,6 @@
 namespace yolo {
 namespace {
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
 // N elements of T in one 16-byte load/store.
 template <typename T>
 struct alignas(16) Pack {
@@ -36,7 +21,9 @@ struct alignas(16) Pack {
   T v[N];
 };
 
-__device__ __forceinline__ float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+__device__ __forceinline__ float sigmoidf(float v) {
+  return 1.0f / (1.0f + expf(-v));
+}
 
 struct SiluFwd {
   __device__ float operator()(float x, float) const { return x * sigmoidf(x); }
@@ -70,17 +57,18 @@ __global__ void map_kernel(const T* a, const T* b, T* out, int64_t n, bool vecto
       if (kBinary) vb = reinterpret_cast<const Pack<T>*>(b)[p];
       Pack<T> vo;
 #pragma unroll
-      for (int j = 0; j < N; ++j)
-        vo.v[j] = from_f32<T>(op(to_f32(va.v[j]), kBinary ? to_f32(vb.v[j]) : 0.0f));
+      for (int j = 0; j < N; ++j) vo.v[j] = T(op(float(va.v[j]), kBinary ? float(vb.v[j]) : 0.0f));
       reinterpret_cast<Pack<T>*>(out)[p] = vo;
     }
     done = packs * N;
   }
   for (int64_t i = done + tid; i < n; i += stride)
-    out[i] = from_f32<T>(op(to_f32(a[i]), kBinary ? to_f32(b[i]) : 0.0f));
+    out[i] = T(op(float(a[i]), kBinary ? float(b[i]) : 0.0f));
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
 
 template <typename T, bool kBinary, typename Op>
 void launch_typed(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out, Op op) {
@@ -93,18 +81,25 @@ void launch_typed(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& 
   int64_t blocks = (work + kThreads - 1) / kThreads;
   if (blocks > max_blocks) blocks = max_blocks;
   map_kernel<T, kBinary><<<int(blocks), kThreads, 0, ctx.cuda().stream>>>(
-      static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()), static_cast<T*>(out.raw()),
-      n, vectorised, op);
+      static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()), static_cast<T*>(out.raw()), n,
+      vectorised, op);
   YOLO_LAUNCH_CHECK();
 }
 
 template <bool kBinary, typename Op>
 void launch(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out, Op op) {
   switch (a.dtype()) {
-    case DType::f32: launch_typed<float, kBinary>(ctx, a, b, out, op); break;
-    case DType::f16: launch_typed<__half, kBinary>(ctx, a, b, out, op); break;
-    case DType::bf16: launch_typed<__nv_bfloat16, kBinary>(ctx, a, b, out, op); break;
-    default: YOLO_FAIL("activation (cuda): unsupported dtype " << dtype_name(a.dtype()));
+    case DType::f32:
+      launch_typed<float, kBinary>(ctx, a, b, out, op);
+      break;
+    case DType::f16:
+      launch_typed<__half, kBinary>(ctx, a, b, out, op);
+      break;
+    case DType::bf16:
+      launch_typed<__nv_bfloat16, kBinary>(ctx, a, b, out, op);
+      break;
+    default:
+      YOLO_FAIL("activation (cuda): unsupported dtype " << dtype_name(a.dtype()));
   }
 }
 

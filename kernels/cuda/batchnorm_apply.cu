@@ -20,8 +20,8 @@ namespace bn_detail {
 // Batch mean and biased variance of x (M, C) -> save_mean, save_invstd (C); updates running_mean
 // and running_var (C) in place with the unbiased variance and momentum.
 void batch_stats_cuda(Context& ctx, const Tensor& x, const Tensor& running_mean,
-                      const Tensor& running_var, const Tensor& save_mean,
-                      const Tensor& save_invstd, double momentum, double eps);
+                      const Tensor& running_var, const Tensor& save_mean, const Tensor& save_invstd,
+                      double momentum, double eps);
 // sums (2, C) f32 <- [sum dz, sum dz * x_hat] over rows; dbeta, dgamma (C) <- (or +=) the same.
 void grad_sums_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& gamma,
                     const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
@@ -33,21 +33,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
 // V consecutive elements: one 16-byte access when V * sizeof(T) == 16, else V scalar ones.
 template <typename T, int V>
 struct alignas(V * sizeof(T) == 16 ? 16 : alignof(T)) Pack {
@@ -57,17 +42,19 @@ template <typename T, int V>
 __device__ __forceinline__ void load(const T* p, float* out) {
   const Pack<T, V> k = *reinterpret_cast<const Pack<T, V>*>(p);
 #pragma unroll
-  for (int j = 0; j < V; ++j) out[j] = to_f32(k.v[j]);
+  for (int j = 0; j < V; ++j) out[j] = float(k.v[j]);
 }
 template <typename T, int V>
 __device__ __forceinline__ void store(T* p, const float* in) {
   Pack<T, V> k;
 #pragma unroll
-  for (int j = 0; j < V; ++j) k.v[j] = from_f32<T>(in[j]);
+  for (int j = 0; j < V; ++j) k.v[j] = T(in[j]);
   *reinterpret_cast<Pack<T, V>*>(p) = k;
 }
 
-__device__ __forceinline__ float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+__device__ __forceinline__ float sigmoidf(float z) {
+  return 1.0f / (1.0f + expf(-z));
+}
 
 // Per-channel inputs of the forward apply: invstd[c] directly (training), or 1 / sqrt(var[c] + eps)
 // from the running variance (eval, var_not_invstd).
@@ -81,53 +68,71 @@ struct ApplyParams {
   bool silu;
 };
 
-// y = act(gamma * (x - mean) * invstd + beta), V elements (all in one row) per step, grid-stride.
-// y may alias x.
+// Both element-wise kernels run on a 2-D grid: x in channel groups of V (blockIdx.x, threadIdx.x),
+// y in rows (grid-stride), so each thread loads its channels' parameters once.
+
+// y = act(gamma * (x - mean) * invstd + beta) for x, y: (M, C). y may alias x.
 template <typename T, int V>
-__global__ void apply_kernel(const T* x, T* y, int64_t n, int c, ApplyParams p) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V; i < n; i += stride * V) {
-    const int c0 = int(i % c);
+__global__ void apply_kernel(const T* x, T* y, int64_t m, int c, ApplyParams p) {
+  const int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+  if (c0 >= c) return;
+  float mu[V], scale[V], shift[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float s = p.invstd_or_var[c0 + j];
+    mu[j] = p.mean[c0 + j];
+    scale[j] = p.gamma[c0 + j] * (p.var_not_invstd ? rsqrtf(s + p.eps) : s);
+    shift[j] = p.beta[c0 + j];
+  }
+  const int64_t step = int64_t(gridDim.y) * blockDim.y;
+  for (int64_t r = int64_t(blockIdx.y) * blockDim.y + threadIdx.y; r < m; r += step) {
     float v[V];
-    load<T, V>(x + i, v);
+    load<T, V>(x + r * c + c0, v);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      const int ch = c0 + j;
-      const float s = p.invstd_or_var[ch];
-      const float invstd = p.var_not_invstd ? rsqrtf(s + p.eps) : s;
-      const float z = (v[j] - p.mean[ch]) * (p.gamma[ch] * invstd) + p.beta[ch];
+      const float z = (v[j] - mu[j]) * scale[j] + shift[j];
       v[j] = p.silu ? z * sigmoidf(z) : z;
     }
-    store<T, V>(y + i, v);
+    store<T, V>(y + r * c + c0, v);
   }
 }
 
 // dx = gamma * invstd * (dz - sum_dz / M - x_hat * sum_dz_xhat / M), dz recomputed as in
 // grad_sums_kernel. sums: (2, C) from bn_detail::grad_sums_cuda. dx may alias dy.
 template <typename T, int V>
-__global__ void dx_kernel(const T* x, const T* dy, T* dx, int64_t n, int c, float inv_m,
+__global__ void dx_kernel(const T* x, const T* dy, T* dx, int64_t m, int c, float inv_m,
                           const float* __restrict__ mean, const float* __restrict__ invstd,
                           const float* __restrict__ gamma, const float* __restrict__ beta,
                           const float* __restrict__ sums, bool silu) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V; i < n; i += stride * V) {
-    const int c0 = int(i % c);
-    float xv[V], g[V];
-    load<T, V>(x + i, xv);
-    load<T, V>(dy + i, g);
+  const int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+  if (c0 >= c) return;
+  float mu[V], is[V], g[V], b[V], mean_dz[V], mean_dzx[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    mu[j] = mean[c0 + j];
+    is[j] = invstd[c0 + j];
+    g[j] = gamma[c0 + j];
+    b[j] = beta[c0 + j];
+    mean_dz[j] = inv_m * sums[c0 + j];
+    mean_dzx[j] = inv_m * sums[c + c0 + j];
+  }
+  const int64_t step = int64_t(gridDim.y) * blockDim.y;
+  for (int64_t r = int64_t(blockIdx.y) * blockDim.y + threadIdx.y; r < m; r += step) {
+    float xv[V], dv[V];
+    load<T, V>(x + r * c + c0, xv);
+    load<T, V>(dy + r * c + c0, dv);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      const int ch = c0 + j;
-      const float xhat = (xv[j] - mean[ch]) * invstd[ch];
-      float dz = g[j];
+      const float xhat = (xv[j] - mu[j]) * is[j];
+      float dz = dv[j];
       if (silu) {
-        const float z = gamma[ch] * xhat + beta[ch];
+        const float z = g[j] * xhat + b[j];
         const float s = sigmoidf(z);
         dz *= s * (1.0f + z * (1.0f - s));
       }
-      g[j] = gamma[ch] * invstd[ch] * (dz - inv_m * sums[ch] - xhat * (inv_m * sums[c + ch]));
+      dv[j] = g[j] * is[j] * (dz - mean_dz[j] - xhat * mean_dzx[j]);
     }
-    store<T, V>(dx + i, g);
+    store<T, V>(dx + r * c + c0, dv);
   }
 }
 
@@ -139,35 +144,53 @@ bool vectorisable(int64_t c, std::initializer_list<const void*> ptrs) {
                      [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; });
 }
 
-int elementwise_blocks(Context& ctx, int64_t n, int vec) {
-  const int64_t steps = (n + vec - 1) / vec;
-  const int64_t cap = int64_t(ctx.cuda().props.multiProcessorCount) * 16;
-  return int(std::clamp<int64_t>((steps + kThreads - 1) / kThreads, 1, cap));
+// Grid and block of the element-wise kernels. blockDim.x is the largest divisor of the channel
+// group count up to 32 (so no lane idles) unless that is small; blockDim.y fills kThreads.
+void elementwise_shape(Context& ctx, int64_t m, int c, int vec, dim3& grid, dim3& block) {
+  const int groups = (c + vec - 1) / vec;
+  int bx = std::min(32, groups);
+  while (groups % bx != 0) --bx;
+  if (bx < 8) bx = std::min(32, groups);
+  const int by = kThreads / bx;
+  const int gx = (groups + bx - 1) / bx;
+  const int64_t cap = std::max<int64_t>(1, int64_t(ctx.cuda().props.multiProcessorCount) * 16 / gx);
+  const int64_t gy = std::clamp<int64_t>(std::min((m + by - 1) / by, cap), 1, 65535);
+  grid = dim3(gx, unsigned(gy));
+  block = dim3(bx, by);
 }
 
 template <typename T>
 void apply_typed(Context& ctx, const Tensor& x, const Tensor& y, const ApplyParams& p) {
-  const int64_t n = x.numel();
   const int c = int(x.dim(-1));
+  const int64_t m = x.numel() / c;
   const T* px = static_cast<const T*>(x.raw());
   T* py = static_cast<T*>(y.raw());
   constexpr int kVec = 16 / sizeof(T);
+  const bool vec = vectorisable<T>(c, {px, py});
+  dim3 grid, block;
+  elementwise_shape(ctx, m, c, vec ? kVec : 1, grid, block);
   cudaStream_t stream = ctx.cuda().stream;
-  if (vectorisable<T>(c, {px, py}))
-    apply_kernel<T, kVec><<<elementwise_blocks(ctx, n, kVec), kThreads, 0, stream>>>(px, py, n,
-                                                                                      c, p);
+  if (vec)
+    apply_kernel<T, kVec><<<grid, block, 0, stream>>>(px, py, m, c, p);
   else
-    apply_kernel<T, 1><<<elementwise_blocks(ctx, n, 1), kThreads, 0, stream>>>(px, py, n, c, p);
+    apply_kernel<T, 1><<<grid, block, 0, stream>>>(px, py, m, c, p);
   YOLO_LAUNCH_CHECK();
 }
 
 void apply(Context& ctx, const Tensor& x, const Tensor& y, const ApplyParams& p) {
   if (x.numel() == 0) return;
   switch (x.dtype()) {
-    case DType::f32: apply_typed<float>(ctx, x, y, p); break;
-    case DType::f16: apply_typed<__half>(ctx, x, y, p); break;
-    case DType::bf16: apply_typed<__nv_bfloat16>(ctx, x, y, p); break;
-    default: YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
+    case DType::f32:
+      apply_typed<float>(ctx, x, y, p);
+      break;
+    case DType::f16:
+      apply_typed<__half>(ctx, x, y, p);
+      break;
+    case DType::bf16:
+      apply_typed<__nv_bfloat16>(ctx, x, y, p);
+      break;
+    default:
+      YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
   }
 }
 
@@ -175,25 +198,25 @@ template <typename T>
 void dx_typed(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dx,
               const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
               const Tensor& save_invstd, const Tensor& sums, bool silu) {
-  const int64_t n = x.numel();
   const int c = int(x.dim(-1));
-  const float inv_m = float(1.0 / double(n / c));
+  const int64_t m = x.numel() / c;
+  const float inv_m = float(1.0 / double(m));
   const T* px = static_cast<const T*>(x.raw());
   const T* pdy = static_cast<const T*>(dy.raw());
   T* pdx = static_cast<T*>(dx.raw());
-  const float* mean = save_mean.data<float>();
-  const float* invstd = save_invstd.data<float>();
-  const float* g = gamma.data<float>();
-  const float* b = beta.data<float>();
-  const float* s = sums.data<float>();
+  const float *mean = save_mean.data<float>(), *invstd = save_invstd.data<float>();
+  const float *g = gamma.data<float>(), *b = beta.data<float>(), *s = sums.data<float>();
   constexpr int kVec = 16 / sizeof(T);
+  const bool vec = vectorisable<T>(c, {px, pdy, pdx});
+  dim3 grid, block;
+  elementwise_shape(ctx, m, c, vec ? kVec : 1, grid, block);
   cudaStream_t stream = ctx.cuda().stream;
-  if (vectorisable<T>(c, {px, pdy, pdx}))
-    dx_kernel<T, kVec><<<elementwise_blocks(ctx, n, kVec), kThreads, 0, stream>>>(
-        px, pdy, pdx, n, c, inv_m, mean, invstd, g, b, s, silu);
+  if (vec)
+    dx_kernel<T, kVec>
+        <<<grid, block, 0, stream>>>(px, pdy, pdx, m, c, inv_m, mean, invstd, g, b, s, silu);
   else
-    dx_kernel<T, 1><<<elementwise_blocks(ctx, n, 1), kThreads, 0, stream>>>(
-        px, pdy, pdx, n, c, inv_m, mean, invstd, g, b, s, silu);
+    dx_kernel<T, 1>
+        <<<grid, block, 0, stream>>>(px, pdy, pdx, m, c, inv_m, mean, invstd, g, b, s, silu);
   YOLO_LAUNCH_CHECK();
 }
 
@@ -211,10 +234,9 @@ void batchnorm_fwd_train_cuda(Context& ctx, const Tensor& x, const Tensor& gamma
                     beta.data<float>(), false, float(eps), act == Activation::silu});
 }
 
-void batchnorm_fwd_eval_cuda(Context& ctx, const Tensor& x, const Tensor& gamma,
-                             const Tensor& beta, const Tensor& running_mean,
-                             const Tensor& running_var, const Tensor& y, double eps,
-                             Activation act) {
+void batchnorm_fwd_eval_cuda(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var, const Tensor& y,
+                             double eps, Activation act) {
   apply(ctx, x, y,
         ApplyParams{running_mean.data<float>(), running_var.data<float>(), gamma.data<float>(),
                     beta.data<float>(), true, float(eps), act == Activation::silu});
@@ -222,8 +244,8 @@ void batchnorm_fwd_eval_cuda(Context& ctx, const Tensor& x, const Tensor& gamma,
 
 void batchnorm_bwd_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& gamma,
                         const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
-                        const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
-                        Activation act, bool accumulate_params) {
+                        const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, Activation act,
+                        bool accumulate_params) {
   if (x.numel() == 0) {
     if (!accumulate_params) {
       ctx.zero_(dgamma);
@@ -245,7 +267,8 @@ void batchnorm_bwd_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const T
     case DType::bf16:
       dx_typed<__nv_bfloat16>(ctx, x, dy, dx, gamma, beta, save_mean, save_invstd, sums, silu);
       break;
-    default: YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
+    default:
+      YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
   }
 }
 

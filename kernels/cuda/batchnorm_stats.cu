@@ -18,12 +18,11 @@
 namespace yolo {
 namespace {
 
-constexpr int kThreads = 256;  // per block, every kernel here
-constexpr int kMaxVec = 8;     // 16 bytes of f16/bf16
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+constexpr int kThreads = 256;    // per block of the row reductions
+constexpr int kMaxVec = 8;       // 16 bytes of f16/bf16
+constexpr int kUnroll = 4;       // rows loaded before they are used (memory-level parallelism)
+constexpr int kMergeRows = 32;   // blockDim.y of the merge kernel (blockDim.x = 32 channels)
+constexpr int kBlocksPerSm = 4;  // row-reduction blocks per SM the grid aims for
 
 // V consecutive elements: one 16-byte load when V * sizeof(T) == 16, else V scalar ones.
 template <typename T, int V>
@@ -34,10 +33,12 @@ template <typename T, int V>
 __device__ __forceinline__ void load(const T* p, float* out) {
   const Pack<T, V> k = *reinterpret_cast<const Pack<T, V>*>(p);
 #pragma unroll
-  for (int j = 0; j < V; ++j) out[j] = to_f32(k.v[j]);
+  for (int j = 0; j < V; ++j) out[j] = float(k.v[j]);
 }
 
-__device__ __forceinline__ float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+__device__ __forceinline__ float sigmoidf(float z) {
+  return 1.0f / (1.0f + expf(-z));
+}
 
 // Chan's merge of Welford states (mean, m2, n) b into a.
 __device__ __forceinline__ void welford_merge(float& mean, float& m2, float& n, float mean_b,
@@ -62,8 +63,8 @@ struct StatsOut {
 };
 
 __device__ void finish_stats(int ch, float mean, float m2, const StatsOut& o) {
-  const float var = m2 / float(o.m);               // biased: normalises
-  const float unbiased = m2 / float(o.m - 1);      // updates running_var (PyTorch)
+  const float var = m2 / float(o.m);           // biased: normalises
+  const float unbiased = m2 / float(o.m - 1);  // updates running_var (PyTorch)
   o.save_mean[ch] = mean;
   o.save_invstd[ch] = 1.0f / sqrtf(var + o.eps);
   o.running_mean[ch] = (1.0f - o.momentum) * o.running_mean[ch] + o.momentum * mean;
@@ -82,7 +83,7 @@ ReduceShape reduce_shape(Context& ctx, int64_t m, int c, int vec) {
   const int bx = std::min(32, groups);
   const int by = std::max(1, kThreads / bx);
   const int gx = (groups + bx - 1) / bx;
-  const int64_t target_blocks = int64_t(ctx.cuda().props.multiProcessorCount) * 8;
+  const int64_t target_blocks = int64_t(ctx.cuda().props.multiProcessorCount) * kBlocksPerSm;
   int64_t gy = std::min((m + int64_t(by) * 16 - 1) / (int64_t(by) * 16),
                         std::max<int64_t>(1, target_blocks / gx));
   gy = std::clamp<int64_t>(gy, 1, 65535);
@@ -111,6 +112,21 @@ __device__ void merge_rows(Merge merge) {
   __syncthreads();
 }
 
+// A block's merged results a[j], b[j] for channels c0 + j: finished directly when the grid has
+// one block row, else stored as partials part[0 or 1, blockIdx.y, channel] for the merge kernel.
+template <int V, typename Finish>
+__device__ void finish_or_store(int c0, int c, const float* a, const float* b, float* part,
+                                Finish finish) {
+  for (int j = 0; j < V; ++j) {
+    if (gridDim.y == 1) {
+      finish(c0 + j, a[j], b[j]);
+    } else {
+      part[int64_t(blockIdx.y) * c + c0 + j] = a[j];
+      part[int64_t(gridDim.y + blockIdx.y) * c + c0 + j] = b[j];
+    }
+  }
+}
+
 // Welford mean/M2 per channel over rows. part: (2, gy, C) partial mean and M2 when gy > 1.
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
@@ -122,16 +138,23 @@ __global__ void __launch_bounds__(kThreads)
   float mean[V] = {}, m2[V] = {}, n = 0.0f;
   if (c0 < c) {
     const int64_t end = min(m, (blockIdx.y + 1) * rows_per_block);
-    for (int64_t r = blockIdx.y * rows_per_block + threadIdx.y; r < end; r += blockDim.y) {
-      float v[V];
-      load<T, V>(x + r * c + c0, v);
-      n += 1.0f;
-      const float inv = 1.0f / n;
+    const int64_t step = int64_t(blockDim.y);
+    for (int64_t r = blockIdx.y * rows_per_block + threadIdx.y; r < end; r += kUnroll * step) {
+      float v[kUnroll][V];
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float d = v[j] - mean[j];
-        mean[j] += d * inv;
-        m2[j] += d * (v[j] - mean[j]);
+      for (int u = 0; u < kUnroll; ++u)
+        if (r + u * step < end) load<T, V>(x + (r + u * step) * c + c0, v[u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (r + u * step >= end) break;
+        n += 1.0f;
+        const float inv = 1.0f / n;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float d = v[u][j] - mean[j];
+          mean[j] += d * inv;
+          m2[j] += d * (v[u][j] - mean[j]);
+        }
       }
     }
   }
@@ -151,28 +174,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     s_n[a] = na + nb;
   });
-  if (threadIdx.y != 0 || c0 >= c) return;
-  for (int j = 0; j < V; ++j) {
-    const int ch = c0 + j;
-    if (gridDim.y == 1) {
-      finish_stats(ch, s_mean[slot * V + j], s_m2[slot * V + j], out);
-    } else {
-      part[int64_t(blockIdx.y) * c + ch] = s_mean[slot * V + j];
-      part[int64_t(gridDim.y + blockIdx.y) * c + ch] = s_m2[slot * V + j];
-    }
-  }
-}
-
-// Merges the gy partials of stats_kernel in block order, one thread per channel.
-__global__ void stats_merge_kernel(const float* __restrict__ part, int gy, int c,
-                                   int64_t rows_per_block, StatsOut out) {
-  const int ch = blockIdx.x * blockDim.x + threadIdx.x;
-  if (ch >= c) return;
-  float mean = 0.0f, m2 = 0.0f, n = 0.0f;
-  for (int y = 0; y < gy; ++y)
-    welford_merge(mean, m2, n, part[int64_t(y) * c + ch], part[int64_t(gy + y) * c + ch],
-                  block_rows(y, out.m, rows_per_block));
-  finish_stats(ch, mean, m2, out);
+  if (threadIdx.y == 0 && c0 < c)
+    finish_or_store<V>(c0, c, s_mean + slot * V, s_m2 + slot * V, part,
+                       [&](int ch, float mean, float m2) { finish_stats(ch, mean, m2, out); });
 }
 
 // Parameter gradients: sums (2, C) gets [sum dz, sum dz * x_hat] for this batch (read by the dx
@@ -205,7 +209,7 @@ __global__ void __launch_bounds__(kThreads)
   const int slot = threadIdx.y * blockDim.x + threadIdx.x;
   float sum_dz[V] = {}, sum_dzx[V] = {};
   if (c0 < c) {
-    float mu[V], is[V], g[V], b[V];
+    float mu[V], is[V], g[V], b[V];  // this thread's channels (no alignment assumed)
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       mu[j] = mean[c0 + j];
@@ -214,21 +218,31 @@ __global__ void __launch_bounds__(kThreads)
       b[j] = beta[c0 + j];
     }
     const int64_t end = min(m, (blockIdx.y + 1) * rows_per_block);
-    for (int64_t r = blockIdx.y * rows_per_block + threadIdx.y; r < end; r += blockDim.y) {
-      float xv[V], gv[V];
-      load<T, V>(x + r * c + c0, xv);
-      load<T, V>(dy + r * c + c0, gv);
+    const int64_t step = int64_t(blockDim.y);
+    for (int64_t r = blockIdx.y * rows_per_block + threadIdx.y; r < end; r += kUnroll * step) {
+      float xv[kUnroll][V], gv[kUnroll][V];
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float xhat = (xv[j] - mu[j]) * is[j];
-        float dz = gv[j];
-        if (silu) {
-          const float z = g[j] * xhat + b[j];
-          const float s = sigmoidf(z);
-          dz *= s * (1.0f + z * (1.0f - s));
+      for (int u = 0; u < kUnroll; ++u) {
+        if (r + u * step < end) {
+          load<T, V>(x + (r + u * step) * c + c0, xv[u]);
+          load<T, V>(dy + (r + u * step) * c + c0, gv[u]);
         }
-        sum_dz[j] += dz;
-        sum_dzx[j] += dz * xhat;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (r + u * step >= end) break;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float xhat = (xv[u][j] - mu[j]) * is[j];
+          float dz = gv[u][j];
+          if (silu) {
+            const float z = g[j] * xhat + b[j];
+            const float sg = sigmoidf(z);
+            dz *= sg * (1.0f + z * (1.0f - sg));
+          }
+          sum_dz[j] += dz;
+          sum_dzx[j] += dz * xhat;
+        }
       }
     }
   }
@@ -244,29 +258,51 @@ __global__ void __launch_bounds__(kThreads)
       s_dzx[a * V + j] += s_dzx[b * V + j];
     }
   });
-  if (threadIdx.y != 0 || c0 >= c) return;
-  for (int j = 0; j < V; ++j) {
-    const int ch = c0 + j;
-    if (gridDim.y == 1) {
-      finish_grads(ch, c, s_dz[slot * V + j], s_dzx[slot * V + j], out);
-    } else {
-      part[int64_t(blockIdx.y) * c + ch] = s_dz[slot * V + j];
-      part[int64_t(gridDim.y + blockIdx.y) * c + ch] = s_dzx[slot * V + j];
-    }
-  }
+  if (threadIdx.y == 0 && c0 < c)
+    finish_or_store<V>(
+        c0, c, s_dz + slot * V, s_dzx + slot * V, part,
+        [&](int ch, float sum, float sum_x) { finish_grads(ch, c, sum, sum_x, out); });
 }
 
-// Adds the gy partials of grad_sums_kernel in block order, one thread per channel.
-__global__ void grad_sums_merge_kernel(const float* __restrict__ part, int gy, int c,
-                                       GradOut out) {
+// Merges the gy partials of stats_kernel (kStats: Welford states) or grad_sums_kernel (sums),
+// part: (2, gy, C), then finishes each channel. Block (32 channels, kMergeRows): thread row ty
+// takes partials ty, ty + kMergeRows, ... in order, then the rows merge as a fixed tree.
+template <bool kStats>
+__global__ void __launch_bounds__(32 * kMergeRows)
+    merge_partials_kernel(const float* __restrict__ part, int gy, int c, int64_t rows_per_block,
+                          StatsOut stats, GradOut grads) {
+  __shared__ float s_a[32 * kMergeRows], s_b[32 * kMergeRows], s_n[32 * kMergeRows];
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
-  if (ch >= c) return;
-  float sum_dz = 0.0f, sum_dzx = 0.0f;
-  for (int y = 0; y < gy; ++y) {
-    sum_dz += part[int64_t(y) * c + ch];
-    sum_dzx += part[int64_t(gy + y) * c + ch];
+  const int slot = threadIdx.y * blockDim.x + threadIdx.x;
+  float a = 0.0f, b = 0.0f, n = 0.0f;
+  if (ch < c) {
+#pragma unroll 4
+    for (int y = threadIdx.y; y < gy; y += blockDim.y) {
+      const float pa = part[int64_t(y) * c + ch], pb = part[int64_t(gy + y) * c + ch];
+      if (kStats) {
+        welford_merge(a, b, n, pa, pb, block_rows(y, stats.m, rows_per_block));
+      } else {
+        a += pa;
+        b += pb;
+      }
+    }
   }
-  finish_grads(ch, c, sum_dz, sum_dzx, out);
+  s_a[slot] = a;
+  s_b[slot] = b;
+  s_n[slot] = n;
+  merge_rows([&](int i, int k) {
+    if (kStats) {
+      welford_merge(s_a[i], s_b[i], s_n[i], s_a[k], s_b[k], s_n[k]);
+    } else {
+      s_a[i] += s_a[k];
+      s_b[i] += s_b[k];
+    }
+  });
+  if (threadIdx.y != 0 || ch >= c) return;
+  if (kStats)
+    finish_stats(ch, s_a[slot], s_b[slot], stats);
+  else
+    finish_grads(ch, c, s_a[slot], s_b[slot], grads);
 }
 
 // Vector width along C for x's dtype: 16 bytes when C and every pointer allow, else 1.
@@ -279,27 +315,35 @@ int vec_width(int c, std::initializer_list<const void*> ptrs) {
   return kVec;
 }
 
+// Runs launch(shape, part) (the row-reduction kernel) and, with several block rows, the merge
+// kernel over part (2, gy, C), a scratch buffer from ctx.empty.
+template <bool kStats, typename Launch>
+void reduce(Context& ctx, int64_t m, int c, int vec, const StatsOut& stats, const GradOut& grads,
+            Launch launch) {
+  const ReduceShape s = reduce_shape(ctx, m, c, vec);
+  Tensor part;
+  if (s.grid.y > 1) part = ctx.empty({2, int64_t(s.grid.y), c}, DType::f32);
+  launch(s, s.grid.y > 1 ? part.data<float>() : nullptr);
+  if (s.grid.y == 1) return;
+  merge_partials_kernel<kStats><<<(c + 31) / 32, dim3(32, kMergeRows), 0, ctx.cuda().stream>>>(
+      part.data<float>(), int(s.grid.y), c, s.rows_per_block, stats, grads);
+  YOLO_LAUNCH_CHECK();
+}
+
 template <typename T>
 void batch_stats_typed(Context& ctx, const Tensor& x, const StatsOut& out) {
   const int c = int(x.dim(-1));
   const int vec = vec_width<T>(c, {x.raw()});
-  const ReduceShape s = reduce_shape(ctx, out.m, c, vec);
-  Tensor part;
-  if (s.grid.y > 1) part = ctx.empty({2, int64_t(s.grid.y), c}, DType::f32);
-  float* p = s.grid.y > 1 ? part.data<float>() : nullptr;
   const T* px = static_cast<const T*>(x.raw());
   cudaStream_t stream = ctx.cuda().stream;
-  if (vec == 1)
-    stats_kernel<T, 1><<<s.grid, s.block, 0, stream>>>(px, out.m, c, s.rows_per_block, p, out);
-  else
-    stats_kernel<T, 16 / sizeof(T)>
-        <<<s.grid, s.block, 0, stream>>>(px, out.m, c, s.rows_per_block, p, out);
-  YOLO_LAUNCH_CHECK();
-  if (s.grid.y > 1) {
-    stats_merge_kernel<<<(c + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-        p, int(s.grid.y), c, s.rows_per_block, out);
+  reduce<true>(ctx, out.m, c, vec, out, GradOut{}, [&](const ReduceShape& s, float* p) {
+    if (vec == 1)
+      stats_kernel<T, 1><<<s.grid, s.block, 0, stream>>>(px, out.m, c, s.rows_per_block, p, out);
+    else
+      stats_kernel<T, 16 / sizeof(T)>
+          <<<s.grid, s.block, 0, stream>>>(px, out.m, c, s.rows_per_block, p, out);
     YOLO_LAUNCH_CHECK();
-  }
+  });
 }
 
 template <typename T>
@@ -309,25 +353,31 @@ void grad_sums_typed(Context& ctx, const Tensor& x, const Tensor& dy, const floa
   const int c = int(x.dim(-1));
   const int64_t m = x.numel() / c;
   const int vec = vec_width<T>(c, {x.raw(), dy.raw()});
-  const ReduceShape s = reduce_shape(ctx, m, c, vec);
-  Tensor part;
-  if (s.grid.y > 1) part = ctx.empty({2, int64_t(s.grid.y), c}, DType::f32);
-  float* p = s.grid.y > 1 ? part.data<float>() : nullptr;
   const T* px = static_cast<const T*>(x.raw());
   const T* pdy = static_cast<const T*>(dy.raw());
   cudaStream_t stream = ctx.cuda().stream;
-  if (vec == 1)
-    grad_sums_kernel<T, 1><<<s.grid, s.block, 0, stream>>>(
-        px, pdy, m, c, s.rows_per_block, mean, invstd, gamma, beta, silu, p, out);
-  else
-    grad_sums_kernel<T, 16 / sizeof(T)><<<s.grid, s.block, 0, stream>>>(
-        px, pdy, m, c, s.rows_per_block, mean, invstd, gamma, beta, silu, p, out);
-  YOLO_LAUNCH_CHECK();
-  if (s.grid.y > 1) {
-    grad_sums_merge_kernel<<<(c + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-        p, int(s.grid.y), c, out);
+  reduce<false>(ctx, m, c, vec, StatsOut{}, out, [&](const ReduceShape& s, float* p) {
+    if (vec == 1)
+      grad_sums_kernel<T, 1><<<s.grid, s.block, 0, stream>>>(px, pdy, m, c, s.rows_per_block, mean,
+                                                             invstd, gamma, beta, silu, p, out);
+    else
+      grad_sums_kernel<T, 16 / sizeof(T)><<<s.grid, s.block, 0, stream>>>(
+          px, pdy, m, c, s.rows_per_block, mean, invstd, gamma, beta, silu, p, out);
     YOLO_LAUNCH_CHECK();
-  }
+  });
+}
+
+// Calls f(T{}) with T the device element type of dtype d.
+template <typename F>
+void with_dtype(DType d, F f) {
+  if (d == DType::f32)
+    f(float{});
+  else if (d == DType::f16)
+    f(__half{});
+  else if (d == DType::bf16)
+    f(__nv_bfloat16{});
+  else
+    YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(d));
 }
 
 }  // namespace
@@ -335,17 +385,13 @@ void grad_sums_typed(Context& ctx, const Tensor& x, const Tensor& dy, const floa
 namespace bn_detail {
 
 void batch_stats_cuda(Context& ctx, const Tensor& x, const Tensor& running_mean,
-                      const Tensor& running_var, const Tensor& save_mean,
-                      const Tensor& save_invstd, double momentum, double eps) {
-  const StatsOut out{save_mean.data<float>(),   save_invstd.data<float>(), running_mean.data<float>(),
-                     running_var.data<float>(), float(momentum),           float(eps),
-                     x.numel() / x.dim(-1)};
-  switch (x.dtype()) {
-    case DType::f32: batch_stats_typed<float>(ctx, x, out); break;
-    case DType::f16: batch_stats_typed<__half>(ctx, x, out); break;
-    case DType::bf16: batch_stats_typed<__nv_bfloat16>(ctx, x, out); break;
-    default: YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
-  }
+                      const Tensor& running_var, const Tensor& save_mean, const Tensor& save_invstd,
+                      double momentum, double eps) {
+  const StatsOut out{
+      save_mean.data<float>(),   save_invstd.data<float>(), running_mean.data<float>(),
+      running_var.data<float>(), float(momentum),           float(eps),
+      x.numel() / x.dim(-1)};
+  with_dtype(x.dtype(), [&](auto zero) { batch_stats_typed<decltype(zero)>(ctx, x, out); });
 }
 
 void grad_sums_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& gamma,
@@ -354,19 +400,12 @@ void grad_sums_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tenso
                     bool accumulate_params) {
   const GradOut out{sums.data<float>(), dbeta.data<float>(), dgamma.data<float>(),
                     accumulate_params};
-  const float* mean = save_mean.data<float>();
-  const float* invstd = save_invstd.data<float>();
-  const float* g = gamma.data<float>();
-  const float* b = beta.data<float>();
+  const float *mean = save_mean.data<float>(), *invstd = save_invstd.data<float>();
+  const float *g = gamma.data<float>(), *b = beta.data<float>();
   const bool silu = act == Activation::silu;
-  switch (x.dtype()) {
-    case DType::f32: grad_sums_typed<float>(ctx, x, dy, mean, invstd, g, b, silu, out); break;
-    case DType::f16: grad_sums_typed<__half>(ctx, x, dy, mean, invstd, g, b, silu, out); break;
-    case DType::bf16:
-      grad_sums_typed<__nv_bfloat16>(ctx, x, dy, mean, invstd, g, b, silu, out);
-      break;
-    default: YOLO_FAIL("batchnorm (cuda): unsupported dtype " << dtype_name(x.dtype()));
-  }
+  with_dtype(x.dtype(), [&](auto zero) {
+    grad_sums_typed<decltype(zero)>(ctx, x, dy, mean, invstd, g, b, silu, out);
+  });
 }
 
 }  // namespace bn_detail
