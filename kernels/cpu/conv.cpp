@@ -147,11 +147,19 @@ void parallel_zero(T* p, int64_t n) {
     std::fill(p + b * kBlock, p + std::min(n, (b + 1) * kBlock), T(0));
 }
 
-// rows (m, o) <- bias broadcast over rows.
+// A host tensor of m ones: the left factor of the bias outer product and of the bias-gradient GEMV.
 template <typename T>
-void fill_rows_with_bias(T* rows, int64_t m, int64_t o, const T* bias) {
-#pragma omp parallel for schedule(static) if (m * o >= kParallelWork)
-  for (int64_t r = 0; r < m; ++r) std::copy_n(bias, o, rows + r * o);
+Tensor ones_vector(Context& ctx, int64_t m) {
+  Tensor t = ctx.empty({m}, DTypeOf<T>::value);
+  std::fill(t.data<T>(), t.data<T>() + m, T(1));
+  return t;
+}
+
+// rows (m, o) <- bias broadcast over rows, as the outer product ones (m) x bias (o) so that it runs
+// on OpenBLAS's threads like the GEMM that follows (no switch to the OpenMP team and back).
+template <typename T>
+void fill_rows_with_bias(T* rows, int64_t m, int64_t o, const T* bias, const T* ones) {
+  gemm(CblasNoTrans, CblasNoTrans, m, o, 1, ones, 1, bias, o, T(0), rows, o);
 }
 
 // wt (kh * kw, c) <- w (c, kh, kw, 1): depthwise weights with channels innermost.
@@ -200,7 +208,7 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
   const T beta = bias ? T(1) : T(0);
   if (g.no_patch()) {  // the NHWC rows of x are the patch matrix
     const int64_t m = g.n * g.h * g.w;
-    if (bias) fill_rows_with_bias(y, m, g.o, bias);
+    if (bias) fill_rows_with_bias(y, m, g.o, bias, ones_vector<T>(ctx, m).template data<T>());
     for (int64_t grp = 0; grp < g.groups; ++grp)
       gemm(CblasNoTrans, CblasTrans, m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols,
            kcols, beta, y + grp * g.og, g.o);
@@ -209,10 +217,11 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
   const int64_t step = chunk_lines<T>(g);
   Tensor patch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
   T* patch = patch_t.data<T>();
+  const Tensor ones = bias ? ones_vector<T>(ctx, step * g.ow) : Tensor();
   for (int64_t line0 = 0; line0 < g.lines(); line0 += step) {
     const int64_t line1 = std::min(g.lines(), line0 + step), rows = (line1 - line0) * g.ow;
     T* y_rows = y + line0 * g.ow * g.o;
-    if (bias) fill_rows_with_bias(y_rows, rows, g.o, bias);
+    if (bias) fill_rows_with_bias(y_rows, rows, g.o, bias, ones.data<T>());
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, grp, line0, line1, patch);
       gemm(CblasNoTrans, CblasTrans, rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, kcols,
@@ -337,10 +346,7 @@ void bwd_filter(Context& ctx, const Geometry& g, const T* x, const T* dy, T* dw,
   const int64_t kcols = g.k();
   if (dbias) {  // dbias (o) = dy^T x ones, as one threaded GEMV
     const int64_t m = g.n * g.oh * g.ow;
-    Tensor ones_t = ctx.empty({m}, DTypeOf<T>::value);
-    T* ones = ones_t.data<T>();
-    std::fill(ones, ones + m, T(1));
-    gemv_t(m, g.o, dy, ones, accumulate ? T(1) : T(0), dbias);
+    gemv_t(m, g.o, dy, ones_vector<T>(ctx, m).template data<T>(), accumulate ? T(1) : T(0), dbias);
   }
   if (g.depthwise()) return depthwise_bwd_filter(g, x, dy, dw, accumulate);
   if (g.no_patch()) {  // dw_g = dy_g^T x x_g
