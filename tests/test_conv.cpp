@@ -1,6 +1,7 @@
 // Tests of kernels/conv.h: conv2d forward against a direct f64 loop, backward against central
 // finite differences and direct loops, accumulation, argument errors naming the shapes, and CUDA
 // (cuDNN, and cuBLAS for plain 1x1) against the CPU. Run: yolo_tests "[conv]".
+#include <cmath>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -145,6 +146,18 @@ Tensor naive_bias_grad(const Tensor& dy) {
   return Tensor::from_vector({o}, db);
 }
 
+// Host output tensor filled with NaN, so a test fails if an op leaves any element unassigned.
+Tensor nan_filled(const Shape& shape, DType dt) {
+  Tensor t = Tensor::empty_cpu(shape, dt);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (dt == DType::f32)
+      t.data<float>()[i] = NAN;
+    else
+      t.data<double>()[i] = NAN;
+  }
+  return t;
+}
+
 Tensor clone(const Tensor& t) {
   Tensor c = Tensor::empty_cpu(t.shape(), t.dtype());
   std::memcpy(c.raw(), t.raw(), t.nbytes());
@@ -189,7 +202,7 @@ TEST_CASE("conv2d forward matches a direct loop", "[conv]") {
       Tensor w = test::random(w_shape(c), dt, test::seed(++salt));
       Tensor b = c.bias ? test::random({c.o}, dt, test::seed(++salt)) : Tensor();
       REQUIRE(conv2d_out_shape(x, w, p) == y_shape(c));
-      Tensor y = Tensor::empty_cpu(y_shape(c), dt);
+      Tensor y = nan_filled(y_shape(c), dt);
       conv2d_fwd(cpu, x, w, b, y, p);
       test::require_close(y, naive_fwd(x, w, b, p), dt == DType::f64 ? kConvF64 : kConvF32,
                           "conv2d fwd " + std::string(dtype_name(dt)) + " " + describe(c));
@@ -208,11 +221,11 @@ TEST_CASE("conv2d backward matches direct loops", "[conv]") {
       Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
       Tensor w = test::random(w_shape(c), dt, test::seed(++salt));
       Tensor dy = test::random(y_shape(c), dt, test::seed(++salt));
-      Tensor dx = Tensor::empty_cpu(x_shape(c), dt);
+      Tensor dx = nan_filled(x_shape(c), dt);
       conv2d_bwd_data(cpu, dy, w, dx, p);
       test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), tol, "conv2d dx " + what);
-      Tensor dw = Tensor::empty_cpu(w_shape(c), dt);
-      Tensor db = c.bias ? Tensor::empty_cpu({c.o}, dt) : Tensor();
+      Tensor dw = nan_filled(w_shape(c), dt);
+      Tensor db = c.bias ? nan_filled({c.o}, dt) : Tensor();
       conv2d_bwd_filter(cpu, x, dy, dw, db, p, false);
       test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol, "conv2d dw " + what);
       if (c.bias) test::require_close(db, naive_bias_grad(dy), tol, "conv2d dbias " + what);
@@ -221,27 +234,34 @@ TEST_CASE("conv2d backward matches direct loops", "[conv]") {
 }
 
 TEST_CASE("conv2d splits large inputs into several patch chunks", "[conv]") {
-  // 5x5 over 64 channels: 1600 patch columns, 192 output lines of 64 pixels: the 64 MB patch
-  // budget gives 2 chunks in f32 and 3 in f64, with chunk edges inside an image.
+  // The 64 MB patch budget with chunk edges inside an image: 5x5 s1 over 64 channels (1600 patch
+  // columns, 192 lines of 64 pixels: 2 chunks in f32, 3 in f64) and 6x6 s2 over 64 channels (2304
+  // columns, 130 lines of 65 pixels: 2 chunks in f32, 3 in f64; backward-data through col2im).
   Context cpu;
-  const Case c{3, 64, 64, 64, 16, 5, 1, 2, 1, true};
-  const Conv2dParams p = params_of(c);
+  const std::vector<Case> cases = {{3, 64, 64, 64, 16, 5, 1, 2, 1, true},
+                                   {2, 130, 130, 64, 8, 6, 2, 2, 1, true}};
   uint64_t salt = 300;
-  for (DType dt : {DType::f32, DType::f64}) {
-    const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
-    Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
-    Tensor w = test::random(w_shape(c), dt, test::seed(++salt), -0.1, 0.1);
-    Tensor b = test::random({c.o}, dt, test::seed(++salt));
-    Tensor y = Tensor::empty_cpu(y_shape(c), dt);
-    conv2d_fwd(cpu, x, w, b, y, p);
-    test::require_close(y, naive_fwd(x, w, b, p), tol, "conv2d chunked fwd");
-    Tensor dy = test::random(y_shape(c), dt, test::seed(++salt), -0.1, 0.1);
-    Tensor dx = Tensor::empty_cpu(x_shape(c), dt);
-    conv2d_bwd_data(cpu, dy, w, dx, p);
-    test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), tol, "conv2d chunked dx");
-    Tensor dw = Tensor::empty_cpu(w_shape(c), dt);
-    conv2d_bwd_filter(cpu, x, dy, dw, Tensor(), p, false);
-    test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol, "conv2d chunked dw");
+  for (const Case& c : cases) {
+    const Conv2dParams p = params_of(c);
+    for (DType dt : {DType::f32, DType::f64}) {
+      const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
+      const std::string what = std::string(dtype_name(dt)) + " " + describe(c);
+      Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+      Tensor w = test::random(w_shape(c), dt, test::seed(++salt), -0.1, 0.1);
+      Tensor b = test::random({c.o}, dt, test::seed(++salt));
+      Tensor y = nan_filled(y_shape(c), dt);
+      conv2d_fwd(cpu, x, w, b, y, p);
+      test::require_close(y, naive_fwd(x, w, b, p), tol, "conv2d chunked fwd " + what);
+      Tensor dy = test::random(y_shape(c), dt, test::seed(++salt), -0.1, 0.1);
+      Tensor dx = nan_filled(x_shape(c), dt);
+      conv2d_bwd_data(cpu, dy, w, dx, p);
+      test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), tol,
+                          "conv2d chunked dx " + what);
+      Tensor dw = nan_filled(w_shape(c), dt);
+      conv2d_bwd_filter(cpu, x, dy, dw, Tensor(), p, false);
+      test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol,
+                          "conv2d chunked dw " + what);
+    }
   }
 }
 
@@ -359,13 +379,13 @@ void check_cuda_against_cpu(Context& cuda, const Case& c, CudaDtype cd, uint64_t
 
   Tensor y_ref = Tensor::empty_cpu(y_shape(c));
   conv2d_fwd(cpu, x, w, b, y_ref, p);
-  Tensor y = cuda.empty(y_shape(c), cd.dtype);
+  Tensor y = dev(nan_filled(y_shape(c), DType::f32));
   conv2d_fwd(cuda, dev(x), dev(w), c.bias ? dev(b) : Tensor(), y, p);
   test::require_close(test::host(cuda, y), y_ref, cd.tol, "conv2d cuda fwd " + what);
 
   Tensor dx_ref = Tensor::empty_cpu(x_shape(c));
   conv2d_bwd_data(cpu, dy, w, dx_ref, p);
-  Tensor dx = cuda.empty(x_shape(c), cd.dtype);
+  Tensor dx = dev(nan_filled(x_shape(c), DType::f32));
   conv2d_bwd_data(cuda, dev(dy), dev(w), dx, p);
   test::require_close(test::host(cuda, dx), dx_ref, cd.tol, "conv2d cuda dx " + what);
 

@@ -111,6 +111,8 @@ void im2col(const Geometry& g, const T* x, int64_t group, int64_t line0, int64_t
 }
 
 // dx[:, :, :, group] += col2im(dpatch) for the output lines [line0, line1); gathers per input line.
+// The first chunk that reaches an image (the one holding its first output line) assigns that
+// image's dx instead, so dx needs no separate zeroing pass.
 template <typename T>
 void col2im_add(const Geometry& g, const T* dpatch, int64_t group, int64_t line0, int64_t line1,
                 T* dx) {
@@ -120,6 +122,8 @@ void col2im_add(const Geometry& g, const T* dpatch, int64_t group, int64_t line0
   for (int64_t in_line = n0 * g.h; in_line < n1 * g.h; ++in_line) {
     const int64_t n = in_line / g.h, ih = in_line % g.h;
     T* dx_line = dx + in_line * g.w * g.c + group * g.cg;
+    if (n * g.oh >= line0)
+      for (int64_t iw = 0; iw < g.w; ++iw) std::fill_n(dx_line + iw * g.c, g.cg, T(0));
     for (int64_t kh = 0; kh < g.kh; ++kh) {
       const int64_t t = ih + g.ph - kh;
       if (t < 0 || t % g.sh != 0) continue;
@@ -137,14 +141,6 @@ void col2im_add(const Geometry& g, const T* dpatch, int64_t group, int64_t line0
       }
     }
   }
-}
-
-template <typename T>
-void parallel_zero(T* p, int64_t n) {
-  constexpr int64_t kBlock = 1 << 16;
-#pragma omp parallel for schedule(static) if (n > kBlock)
-  for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b)
-    std::fill(p + b * kBlock, p + std::min(n, (b + 1) * kBlock), T(0));
 }
 
 // A host tensor of m ones: the left factor of the bias outer product and of the bias-gradient GEMV.
@@ -295,7 +291,6 @@ void bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
            kcols, T(0), dx + grp * g.cg, g.c);
     return;
   }
-  parallel_zero(dx, g.n * g.h * g.w * g.c);
   const int64_t step = chunk_lines<T>(g);
   Tensor dpatch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
   T* dpatch = dpatch_t.data<T>();
