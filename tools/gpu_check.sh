@@ -2,18 +2,20 @@
 # One call on a GPU machine: build (sm_90, Release), run every test (the [cuda] ones included),
 # `yolo selfcheck`, our benchmarks and PyTorch's on the same shapes, and print a short table last.
 # Needs .deps/ carried (tools/fetch_gpu_deps.sh). Logs and JSON go to $OUT (or /tmp/gpu_check).
-#   bash tools/gpu_check.sh [--no-bench | --quick]
-# --quick: only the [cuda] tests (the CPU ones run in CI), selfcheck, and the yolov5s bench rows.
+#   bash tools/gpu_check.sh [--no-bench | --quick [FILTER]]
+# --quick: only the [cuda] tests (the CPU ones run in CI), selfcheck, and the bench rows whose name
+# contains FILTER (default yolov5s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
-mkdir -p "$OUT"
+LOGS=/tmp/gpu_check_logs  # bulky logs stay on the machine; $OUT keeps the few files worth fetching
+mkdir -p "$OUT" "$LOGS"
 bench=1
 quick=0
 [ "${1:-}" = "--no-bench" ] && bench=0
 [ "${1:-}" = "--quick" ] && quick=1
 filter=()
-[ $quick -eq 1 ] && filter=(--filter yolov5s)
+[ $quick -eq 1 ] && filter=(--filter "${2:-yolov5s}")
 t0=$(date +%s)
 stamp() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 
@@ -55,8 +57,8 @@ export LD_LIBRARY_PATH="$CUDNN/lib:$DEPS/usr/lib/x86_64-linux-gnu/openblas-pthre
 stamp "configure + build"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DYOLO_CUDA=ON -DYOLO_OPENBLAS_ROOT="$DEPS" -DCMAKE_PREFIX_PATH="$DEPS/usr" \
-  -DYOLO_CUDNN_ROOT="$CUDNN" "${cublas_hint[@]}" > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; tail -20 "$OUT/build.log"; exit 1; }
+  -DYOLO_CUDNN_ROOT="$CUDNN" "${cublas_hint[@]}" > "$LOGS/cmake.log" 2>&1 || { tail -40 "$LOGS/cmake.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; tail -20 "$LOGS/build.log"; exit 1; }
 
 stamp "tests"
 build-gpu/yolo_tests "[cuda]" --reporter compact --success 2>&1 | grep -vE "^\S+:[0-9]+: passed" > "$OUT/cuda_tests.log"
@@ -71,13 +73,13 @@ build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
 
 if [ $bench -eq 1 ]; then
   stamp "benchmarks (ours)"
-  build-gpu/bin/yolo_bench --device cuda --repeats 20 "${filter[@]}" --json "$OUT/ours_cuda.jsonl" > "$OUT/bench_ours.log" 2>&1
-  tail -5 "$OUT/bench_ours.log"
+  build-gpu/bin/yolo_bench --device cuda --repeats 20 "${filter[@]}" --json "$OUT/ours_cuda.jsonl" > "$LOGS/bench_ours.log" 2>&1
+  tail -5 "$LOGS/bench_ours.log"
   stamp "benchmarks (PyTorch)"
-  build-gpu/bin/yolo_bench --device cuda --list-json "$OUT/rows.json"
+  build-gpu/bin/yolo_bench --device cuda --list-json "$LOGS/rows.json"
   # Plain FP32 on both sides for f32 convolutions (ours uses no TF32); f16 rows are the AMP case.
-  python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 "${filter[@]}" --rows "$OUT/rows.json" --json "$OUT/torch_cuda.jsonl" > "$OUT/bench_torch.log" 2>&1
-  tail -3 "$OUT/bench_torch.log"
+  python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 "${filter[@]}" --rows "$LOGS/rows.json" --json "$OUT/torch_cuda.jsonl" > "$LOGS/bench_torch.log" 2>&1
+  tail -3 "$LOGS/bench_torch.log"
   stamp "table"
   python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
 fi
