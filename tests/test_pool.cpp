@@ -57,6 +57,8 @@ std::vector<double> reference_pool(const std::vector<double>& x, Dims d, int k) 
   return y;
 }
 
+double identity(double v) { return v; }
+
 // dx = addend + scatter of dy to the argmax, in row-major output order, rounding the result
 // through `round` (identity for f32 / f64; f16 or bf16 rounding to mirror a low-precision kernel).
 template <typename Round>
@@ -97,12 +99,15 @@ std::vector<double> reference_sppf_bwd(const std::vector<double>& out,
                                        const std::vector<double>& dout, Dims d, int k,
                                        bool f32_math, Round round) {
   std::vector<double> g = block_of(dout, d, 3);
-  for (int s = 2; s >= 0; --s)
-    g = reference_pool_bwd(block_of(out, d, s), g, block_of(dout, d, s), d, k, f32_math, round);
+  for (int s = 2; s >= 0; --s) {
+    if (s > 0) {  // intermediate gradients stay in f32 (f64 for the f64 reference)
+      g = reference_pool_bwd(block_of(out, d, s), g, block_of(dout, d, s), d, k, f32_math, identity);
+    } else {
+      g = reference_pool_bwd(block_of(out, d, s), g, block_of(dout, d, s), d, k, f32_math, round);
+    }
+  }
   return g;
 }
-
-double identity(double v) { return v; }
 
 Tensor like(const Tensor& t, const std::vector<double>& v) { return Tensor::from_vector(t.shape(), v); }
 

@@ -23,7 +23,8 @@ namespace {
 // with halo 3r, takes nested row maxima at radii r, 2r, 3r, then nested column maxima, and writes
 // [x, p1, p2, p3]. The backward cannot take this shortcut: gradients must follow the cascade's
 // argmaxes (of p1 over x, p2 over p1, p3 over p2), so sppf_bwd runs three gather passes over the
-// x, p1, p2 stored in `out` (kernels/cpu/pool.cpp spells the same recursion).
+// x, p1, p2 stored in `out` (kernels/cpu/pool.cpp spells the same recursion). The gradients of
+// p2 and p1 are kept in f32 scratch, so f16/bf16 round once, at dx, like an f32 reference.
 
 constexpr int kTile = 8;
 constexpr int kMaxThreads = 256;
@@ -54,9 +55,11 @@ template <typename T, int V>
 __device__ __forceinline__ Lanes<V> load_lanes(const T* p) {
   Lanes<V> r;
   if constexpr (V > 1) {
-    static_assert(sizeof(T) * V == 16, "packs are 16 bytes");
-    const int4 w = *reinterpret_cast<const int4*>(p);
-    const T* e = reinterpret_cast<const T*>(&w);
+    static_assert(sizeof(T) * V % 16 == 0, "packs are whole 16-byte words");
+    int4 w[sizeof(T) * V / 16];
+#pragma unroll
+    for (int i = 0; i < int(sizeof(T) * V / 16); ++i) w[i] = reinterpret_cast<const int4*>(p)[i];
+    const T* e = reinterpret_cast<const T*>(w);
 #pragma unroll
     for (int j = 0; j < V; ++j) r.v[j] = to_f32(e[j]);
   } else {
@@ -68,13 +71,48 @@ __device__ __forceinline__ Lanes<V> load_lanes(const T* p) {
 template <typename T, int V>
 __device__ __forceinline__ void store_lanes(T* p, const Lanes<V>& r) {
   if constexpr (V > 1) {
-    int4 w;
-    T* e = reinterpret_cast<T*>(&w);
+    int4 w[sizeof(T) * V / 16];
+    T* e = reinterpret_cast<T*>(w);
 #pragma unroll
     for (int j = 0; j < V; ++j) e[j] = from_f32<T>(r.v[j]);
-    *reinterpret_cast<int4*>(p) = w;
+#pragma unroll
+    for (int i = 0; i < int(sizeof(T) * V / 16); ++i) reinterpret_cast<int4*>(p)[i] = w[i];
   } else {
     p[0] = from_f32<T>(r.v[0]);
+  }
+}
+
+// Shared-memory f32 lanes: float4 accesses when V is a multiple of 4 (16-byte aligned by
+// construction: L and every channel offset are multiples of V), else scalar.
+template <int V>
+__device__ __forceinline__ Lanes<V> smem_load(const float* s) {
+  Lanes<V> r;
+  if constexpr (V % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < V / 4; ++i) {
+      const float4 q = reinterpret_cast<const float4*>(s)[i];
+      r.v[4 * i] = q.x;
+      r.v[4 * i + 1] = q.y;
+      r.v[4 * i + 2] = q.z;
+      r.v[4 * i + 3] = q.w;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) r.v[j] = s[j];
+  }
+  return r;
+}
+
+template <int V>
+__device__ __forceinline__ void smem_store(float* s, const Lanes<V>& r) {
+  if constexpr (V % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < V / 4; ++i)
+      reinterpret_cast<float4*>(s)[i] =
+          make_float4(r.v[4 * i], r.v[4 * i + 1], r.v[4 * i + 2], r.v[4 * i + 3]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) s[j] = r.v[j];
   }
 }
 
@@ -83,9 +121,10 @@ __device__ __forceinline__ bool takes(float v, float best) { return v > best || 
 
 template <int V>
 __device__ __forceinline__ void max_into(Lanes<V>& m, const float* s) {
+  const Lanes<V> v = smem_load<V>(s);
 #pragma unroll
   for (int j = 0; j < V; ++j)
-    if (takes(s[j], m.v[j])) m.v[j] = s[j];
+    if (takes(v.v[j], m.v[j])) m.v[j] = v.v[j];
 }
 
 // Forward: NPOOL = 1 writes y = pool_k(x); NPOOL = 3 writes y = [x, p1, p2, p3] (ldy = 4C).
@@ -95,7 +134,8 @@ __device__ __forceinline__ void max_into(Lanes<V>& m, const float* s) {
 template <typename T, int V, int NPOOL>
 __global__ void pool_fwd_kernel(const T* x, int64_t ldx, T* y, int64_t ldy, int H, int W, int C,
                                 int r, int L, int tiles_w) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 smem_words[];
+  float* smem = reinterpret_cast<float*>(smem_words);
   const int R = NPOOL * r, IH = kTile + 2 * R, IW = kTile + 2 * R;
   float* tile = smem;
   float* rowmax = smem + IH * IW * L;
@@ -114,25 +154,20 @@ __global__ void pool_fwd_kernel(const T* x, int64_t ldx, T* y, int64_t ldy, int 
 #pragma unroll
       for (int j = 0; j < V; ++j) v.v[j] = -INFINITY;
     }
-#pragma unroll
-    for (int j = 0; j < V; ++j) tile[pix * L + c + j] = v.v[j];
+    smem_store<V>(tile + pix * L + c, v);
   }
   __syncthreads();
 
   for (int t = threadIdx.x; t < IH * kTile * vecs; t += blockDim.x) {
     const int row = t / (kTile * vecs), col = (t / vecs) % kTile, c = (t % vecs) * V;
     const float* center = tile + (row * IW + col + R) * L + c;
-    Lanes<V> m;
-#pragma unroll
-    for (int j = 0; j < V; ++j) m.v[j] = center[j];
+    Lanes<V> m = smem_load<V>(center);
     for (int p = 1; p <= NPOOL; ++p) {
       for (int d = (p - 1) * r + 1; d <= p * r; ++d) {
         max_into(m, center - d * L);
         max_into(m, center + d * L);
       }
-      float* out = rowmax + (((p - 1) * IH + row) * kTile + col) * L + c;
-#pragma unroll
-      for (int j = 0; j < V; ++j) out[j] = m.v[j];
+      smem_store<V>(rowmax + (((p - 1) * IH + row) * kTile + col) * L + c, m);
     }
   }
   __syncthreads();
@@ -143,16 +178,11 @@ __global__ void pool_fwd_kernel(const T* x, int64_t ldx, T* y, int64_t ldy, int 
     if (gh >= H || gw >= W || c0 + c >= C) continue;
     T* py = y + (int64_t(gh) * W + gw) * ldy + c0 + c;
     if (NPOOL == 3) {
-      Lanes<V> v;
-#pragma unroll
-      for (int j = 0; j < V; ++j) v.v[j] = tile[((i + R) * IW + j0 + R) * L + c + j];
-      store_lanes<T, V>(py, v);
+      store_lanes<T, V>(py, smem_load<V>(tile + ((i + R) * IW + j0 + R) * L + c));
     }
     for (int p = 1; p <= NPOOL; ++p) {
       const float* center = rowmax + (((p - 1) * IH + i + R) * kTile + j0) * L + c;
-      Lanes<V> m;
-#pragma unroll
-      for (int j = 0; j < V; ++j) m.v[j] = center[j];
+      Lanes<V> m = smem_load<V>(center);
       for (int d = 1; d <= p * r; ++d) {
         max_into(m, center - d * kTile * L);
         max_into(m, center + d * kTile * L);
@@ -163,14 +193,16 @@ __global__ void pool_fwd_kernel(const T* x, int64_t ldx, T* y, int64_t ldy, int 
 }
 
 // Backward as a gather: dx = addend (if given) + the dy of every output whose window maximum is
-// this position, summed in row-major output order (the CPU scatter's order).
+// this position, summed in row-major output order (the CPU scatter's order). x and addend are T;
+// dy is TG and dx TO, so SPPF keeps its intermediate gradients in f32 (Note [SPPF in one pass]).
 // Shared: tile[XH][XW][L] (x with halo 2r) and arg[OH][OW][L], the window offset dh * k + dw of
 // each output's maximum for the outputs within r of the tile.
-template <typename T, int V>
-__global__ void pool_bwd_kernel(const T* x, int64_t ldx, const T* dy, int64_t lddy,
-                                const T* addend, int64_t ldadd, T* dx, int64_t lddx, int H, int W,
+template <typename T, typename TG, typename TO, int V>
+__global__ void pool_bwd_kernel(const T* x, int64_t ldx, const TG* dy, int64_t lddy,
+                                const T* addend, int64_t ldadd, TO* dx, int64_t lddx, int H, int W,
                                 int C, int r, int L, int tiles_w) {
-  extern __shared__ float smem[];
+  extern __shared__ float4 smem_words[];
+  float* smem = reinterpret_cast<float*>(smem_words);
   const int k = 2 * r + 1, XH = kTile + 4 * r, XW = XH, OH = kTile + 2 * r, OW = OH;
   float* tile = smem;
   uint8_t* arg = reinterpret_cast<uint8_t*>(smem + XH * XW * L);
@@ -188,8 +220,7 @@ __global__ void pool_bwd_kernel(const T* x, int64_t ldx, const T* dy, int64_t ld
 #pragma unroll
       for (int j = 0; j < V; ++j) v.v[j] = -INFINITY;
     }
-#pragma unroll
-    for (int j = 0; j < V; ++j) tile[pix * L + c + j] = v.v[j];
+    smem_store<V>(tile + pix * L + c, v);
   }
   __syncthreads();
 
@@ -209,11 +240,12 @@ __global__ void pool_bwd_kernel(const T* x, int64_t ldx, const T* dy, int64_t ld
     }
     for (int hh = hs; hh <= he; ++hh) {
       for (int ww = ws; ww <= we; ++ww) {
-        const float* s = tile + ((hh - h0 + 2 * r) * XW + (ww - w0 + 2 * r)) * L + c;
+        const Lanes<V> s =
+            smem_load<V>(tile + ((hh - h0 + 2 * r) * XW + (ww - w0 + 2 * r)) * L + c);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          if (takes(s[j], best[j])) {
-            best[j] = s[j];
+          if (takes(s.v[j], best[j])) {
+            best[j] = s.v[j];
             code[j] = (hh - gh + r) * k + (ww - gw + r);
           }
         }
@@ -244,17 +276,30 @@ __global__ void pool_bwd_kernel(const T* x, int64_t ldx, const T* dy, int64_t ld
         if (ow < 0 || ow >= W) continue;
         const uint8_t want = uint8_t((r - a) * k + (r - b));
         const uint8_t* codes = arg + ((i + r + a) * OW + (j0 + r + b)) * L + c;
+        bool hit[V];
+        if constexpr (V % 4 == 0) {  // four codes per 32-bit compare
+#pragma unroll
+          for (int q = 0; q < V / 4; ++q) {
+            const uint32_t eq = __vcmpeq4(reinterpret_cast<const uint32_t*>(codes)[q],
+                                          uint32_t(want) * 0x01010101u);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) hit[4 * q + e] = (eq >> (8 * e)) & 1u;
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < V; ++j) hit[j] = codes[j] == want;
+        }
         bool any = false;
 #pragma unroll
-        for (int j = 0; j < V; ++j) any |= codes[j] == want;
+        for (int j = 0; j < V; ++j) any |= hit[j];
         if (!any) continue;
-        const Lanes<V> g = load_lanes<T, V>(dy + (image + int64_t(oh) * W + ow) * lddy + c0 + c);
+        const Lanes<V> g = load_lanes<TG, V>(dy + (image + int64_t(oh) * W + ow) * lddy + c0 + c);
 #pragma unroll
         for (int j = 0; j < V; ++j)
-          if (codes[j] == want) acc.v[j] += g.v[j];
+          if (hit[j]) acc.v[j] += g.v[j];
       }
     }
-    store_lanes<T, V>(dx + pixel * lddx + c0 + c, acc);
+    store_lanes<TO, V>(dx + pixel * lddx + c0 + c, acc);
   }
 }
 
@@ -303,9 +348,9 @@ void launch_fwd(Context& ctx, const void* x, int64_t ldx, void* y, int64_t ldy, 
                  << " cuda: kernel size " << k << " needs more shared memory than one block has");
 }
 
-template <typename T, int V>
-bool try_bwd(Context& ctx, const T* x, int64_t ldx, const T* dy, int64_t lddy, const T* addend,
-             int64_t ldadd, T* dx, int64_t lddx, Geometry g, int r) {
+template <typename T, typename TG, typename TO, int V>
+bool try_bwd(Context& ctx, const T* x, int64_t ldx, const TG* dy, int64_t lddy, const T* addend,
+             int64_t ldadd, TO* dx, int64_t lddx, Geometry g, int r) {
   const int XH = kTile + 4 * r, OH = kTile + 2 * r;
   const size_t per_channel = sizeof(float) * size_t(XH * XH) + size_t(OH * OH);
   const int L = channels_per_block(g.C, V, per_channel);
@@ -313,14 +358,14 @@ bool try_bwd(Context& ctx, const T* x, int64_t ldx, const T* dy, int64_t lddy, c
   const int tiles_w = (g.W + kTile - 1) / kTile, tiles_h = (g.H + kTile - 1) / kTile;
   const dim3 grid(unsigned(tiles_w * tiles_h), unsigned((g.C + L - 1) / L), unsigned(g.N));
   const int threads = kTile * kTile * (L / V) < kMaxThreads ? kTile * kTile * (L / V) : kMaxThreads;
-  pool_bwd_kernel<T, V><<<grid, threads, per_channel * L, ctx.cuda().stream>>>(
+  pool_bwd_kernel<T, TG, TO, V><<<grid, threads, per_channel * L, ctx.cuda().stream>>>(
       x, ldx, dy, lddy, addend, ldadd, dx, lddx, g.H, g.W, g.C, r, L, tiles_w);
   YOLO_LAUNCH_CHECK();
   return true;
 }
 
 // dx (pixel stride lddx) = addend + maxpool_k backward of (x, dy); addend may be null.
-template <typename T>
+template <typename T, typename TG = T, typename TO = T>
 void launch_bwd(Context& ctx, const void* x, int64_t ldx, const void* dy, int64_t lddy,
                 const void* addend, int64_t ldadd, void* dx, int64_t lddx, Geometry g, int k) {
   if (int64_t(g.N) * g.H * g.W * g.C == 0) return;
@@ -328,14 +373,14 @@ void launch_bwd(Context& ctx, const void* x, int64_t ldx, const void* dy, int64_
                                                                << "supported, " << kMaxK);
   constexpr int kV = 16 / sizeof(T);
   const T* px = static_cast<const T*>(x);
-  const T* pdy = static_cast<const T*>(dy);
+  const TG* pdy = static_cast<const TG*>(dy);
   const T* padd = static_cast<const T*>(addend);
-  T* pdx = static_cast<T*>(dx);
+  TO* pdx = static_cast<TO*>(dx);
   const bool vec = g.C % kV == 0 && ldx % kV == 0 && lddy % kV == 0 && ldadd % kV == 0 &&
                    lddx % kV == 0 && aligned16(x) && aligned16(dy) && aligned16(addend) &&
                    aligned16(dx);
-  if (vec && try_bwd<T, kV>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2)) return;
-  const bool launched = try_bwd<T, 1>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2);
+  if (vec && try_bwd<T, TG, TO, kV>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2)) return;
+  const bool launched = try_bwd<T, TG, TO, 1>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2);
   YOLO_CHECK(launched, "maxpool backward cuda: kernel size " << k << " needs too much shared memory");
 }
 
@@ -382,16 +427,17 @@ void sppf_fwd_cuda(Context& ctx, const Tensor& x, const Tensor& out, int k) {
 void sppf_bwd_cuda(Context& ctx, const Tensor& out, const Tensor& dout, const Tensor& dx, int k) {
   const int64_t C = out.dim(3) / 4, C4 = 4 * C;
   const Geometry g = geometry(out, C);
-  const Tensor g1 = ctx.empty(dx.shape(), dx.dtype());  // gradient of p1
+  // Gradients of p2 and p1, in f32 whatever the dtype (one rounding, at dx).
+  const Tensor g2 = ctx.empty(dx.shape(), DType::f32), g1 = ctx.empty(dx.shape(), DType::f32);
   by_dtype(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* o = static_cast<const T*>(out.raw());
     const T* d = static_cast<const T*>(dout.raw());
-    // g2 = dout[p2] + pool_bwd(p2, dout[p3]), held in dx; g1 = dout[p1] + pool_bwd(p1, g2);
+    // g2 = dout[p2] + pool_bwd(p2, dout[p3]); g1 = dout[p1] + pool_bwd(p1, g2);
     // dx = dout[x] + pool_bwd(x, g1).
-    launch_bwd<T>(ctx, o + 2 * C, C4, d + 3 * C, C4, d + 2 * C, C4, dx.raw(), C, g, k);
-    launch_bwd<T>(ctx, o + C, C4, dx.raw(), C, d + C, C4, g1.raw(), C, g, k);
-    launch_bwd<T>(ctx, o, C4, g1.raw(), C, d, C4, dx.raw(), C, g, k);
+    launch_bwd<T, T, float>(ctx, o + 2 * C, C4, d + 3 * C, C4, d + 2 * C, C4, g2.raw(), C, g, k);
+    launch_bwd<T, float, float>(ctx, o + C, C4, g2.raw(), C, d + C, C4, g1.raw(), C, g, k);
+    launch_bwd<T, float, T>(ctx, o, C4, g1.raw(), C, d, C4, dx.raw(), C, g, k);
   });
 }
 
