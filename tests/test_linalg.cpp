@@ -14,6 +14,7 @@ namespace {
 constexpr test::Tol kGemmF64{1e-12, 1e-12};
 constexpr test::Tol kGemmF32{2e-5, 1e-5};  // K <= 64 products of values in [-1, 1]
 constexpr test::Tol kGemmCuda{2e-5, 1e-5};
+constexpr test::Tol kGemmSplitF64{1e-10, 1e-12};  // k up to 60000 products, f64
 constexpr test::Tol kSumF64{1e-9, 1e-12};
 constexpr test::Tol kSumF32{1e-6, 1e-6};   // f64 accumulation; only the f32 result rounds
 constexpr test::Tol kSumCuda{1e-3, 1e-5};  // f32 tree over up to 1e6 values in [-1, 1]
@@ -349,6 +350,31 @@ TEST_CASE("bce_with_logits cuda matches cpu forward and backward", "[linalg][cud
       bce_with_logits_bwd(*cuda, dz, dt, pw, cuda->to_device(dloss), dgrad);
       test::require_close(cuda->to_host(dgrad), grad_ref, kBceGradCuda,
                           "bce bwd cuda " + shape_str(shape));
+    }
+  }
+}
+
+TEST_CASE("gemm splits rows, columns and long reductions across threads like one call",
+          "[linalg]") {
+  // Shapes chosen so cpu::gemm takes each of its paths (rows of C, columns of C, slices of k with
+  // per-thread partial sums) whenever more than one OpenMP thread is available.
+  Context ctx;
+  const struct {
+    int64_t m, n, k;
+  } shapes[] = {{513, 7, 129}, {3, 601, 211}, {4, 9, 60000}};
+  uint64_t salt = 900;
+  for (const auto& sh : shapes) {
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      Tensor a = test::random(ta ? Shape{sh.k, sh.m} : Shape{sh.m, sh.k}, DType::f64, test::seed(++salt));
+      Tensor b = test::random(tb ? Shape{sh.n, sh.k} : Shape{sh.k, sh.n}, DType::f64, test::seed(++salt));
+      Tensor c = test::random({sh.m, sh.n}, DType::f64, test::seed(++salt));
+      const Tensor ref = naive_gemm(ta, tb, 0.5, a, b, 2.0, c);
+      gemm(ctx, ta, tb, 0.5, a, b, 2.0, c);
+      test::require_close(c, ref, kGemmSplitF64,
+                          "gemm " + std::to_string(sh.m) + "x" + std::to_string(sh.n) + "x" +
+                              std::to_string(sh.k) + " ta=" + std::to_string(ta) +
+                              " tb=" + std::to_string(tb));
     }
   }
 }

@@ -6,6 +6,8 @@
 
 #include <cblas.h>
 
+#include "kernels/cpu/blas.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -19,37 +21,24 @@ namespace {
 //   backward-filter  dw_g    += dy[:, g]^T x patch_g
 //   backward-data    dpatch_g = dy[:, g] x w_g, scattered back onto dx (col2im)
 // The matrix covers a chunk of whole output lines (n, oh) and at most kPatchBytes, so memory is
-// bounded whatever the batch size; the first chunk is as large as possible so OpenBLAS sees big
-// GEMMs. im2col/col2im run in OpenMP loops over lines; every GEMM runs outside OpenMP regions so
-// OpenBLAS threads it itself. col2im gathers per input line, so each dx row has one writer.
-// OpenMP and the pthreads OpenBLAS are two thread pools: under libgomp's default (active) wait
-// policy, its spinning workers starve OpenBLAS's threads. On a 16-core H100 host that made kxk
-// convs 10-40x slower (e.g. 3x3 over 80x80x32: 22 ms vs 0.58 ms with OMP_WAIT_POLICY=passive,
-// PyTorch 0.16 ms), so run CPU work with OMP_WAIT_POLICY=passive. The code keeps pool switches
-// few: one im2col or col2im region per chunk, and bias broadcasts done by OpenBLAS.
+// bounded whatever the batch size; the first chunk is as large as possible so the GEMMs are big.
+// im2col/col2im run in OpenMP loops over lines; the GEMMs go through cpu::gemm, which splits them
+// over the same OpenMP team (Note [One CPU thread pool] in kernels/cpu/blas.cpp). col2im gathers
+// per input line, so each dx row has one writer.
 constexpr size_t kPatchBytes = size_t(64) << 20;
 // Loops touching fewer elements than this run on the calling thread: waking the OpenMP team costs
-// more than the work, and its spinning threads would compete with OpenBLAS's own.
+// more than the work.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
 
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(lda), b,
-              blasint(ldb), beta, c, blasint(ldc));
+template <typename T>
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  cpu::gemm(ta == CblasTrans, tb == CblasTrans, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
 }
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const double* a,
-          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), 1.0, a, blasint(lda), b,
-              blasint(ldb), beta, c, blasint(ldc));
-}
-// y (n) = a^T (n, m) x v (m), a row-major (m, n).
-void gemv_t(int64_t m, int64_t n, const float* a, const float* v, float beta, float* y) {
-  cblas_sgemv(CblasRowMajor, CblasTrans, blasint(m), blasint(n), 1.0f, a, blasint(n), v, 1, beta, y,
-              1);
-}
-void gemv_t(int64_t m, int64_t n, const double* a, const double* v, double beta, double* y) {
-  cblas_dgemv(CblasRowMajor, CblasTrans, blasint(m), blasint(n), 1.0, a, blasint(n), v, 1, beta, y,
-              1);
+// y (n) = a^T (n, m) x v (m), a row-major (m, n): the (1, m) x (m, n) product, split over k.
+template <typename T>
+void gemv_t(int64_t m, int64_t n, const T* a, const T* v, T beta, T* y) {
+  cpu::gemm(false, false, 1, n, m, T(1), v, m, a, n, beta, y, n);
 }
 
 struct Geometry {
@@ -156,8 +145,7 @@ Tensor ones_vector(Context& ctx, int64_t m) {
   return t;
 }
 
-// rows (m, o) <- bias broadcast over rows, as the outer product ones (m) x bias (o) so that it runs
-// on OpenBLAS's threads like the GEMM that follows (no switch to the OpenMP team and back).
+// rows (m, o) <- bias broadcast over rows, as the outer product ones (m) x bias (o).
 template <typename T>
 void fill_rows_with_bias(T* rows, int64_t m, int64_t o, const T* bias, const T* ones) {
   gemm(CblasNoTrans, CblasNoTrans, m, o, 1, ones, 1, bias, o, T(0), rows, o);
@@ -224,7 +212,6 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
     T* y_rows = y + line0 * g.ow * g.o;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, grp, line0, line1, patch);
-      // After im2col, so OpenBLAS's threads run the bias and the GEMM back to back.
       if (bias && grp == 0) fill_rows_with_bias(y_rows, rows, g.o, bias, ones.data<T>());
       gemm(CblasNoTrans, CblasTrans, rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, kcols,
            beta, y_rows + grp * g.og, g.o);
@@ -345,7 +332,7 @@ template <typename T>
 void bwd_filter(Context& ctx, const Geometry& g, const T* x, const T* dy, T* dw, T* dbias,
                 bool accumulate) {
   const int64_t kcols = g.k();
-  if (dbias) {  // dbias (o) = dy^T x ones, as one threaded GEMV
+  if (dbias) {  // dbias (o) = dy^T x ones
     const int64_t m = g.n * g.oh * g.ow;
     gemv_t(m, g.o, dy, ones_vector<T>(ctx, m).template data<T>(), accumulate ? T(1) : T(0), dbias);
   }

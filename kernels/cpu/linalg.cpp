@@ -3,12 +3,13 @@
 // does not depend on the number of threads.
 #include "kernels/linalg.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
+
+#include "kernels/cpu/blas.h"
 
 namespace yolo {
 namespace {
@@ -43,16 +44,8 @@ void gemm_impl(bool trans_a, bool trans_b, double alpha, const Tensor& a, const 
     for (int64_t i = 0; i < m * n; ++i) pc[i] = beta == 0.0 ? T(0) : T(beta) * pc[i];
     return;
   }
-  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-  const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  const blasint lda = blasint(a.dim(1)), ldb = blasint(b.dim(1)), ldc = blasint(n);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), float(alpha),
-                a.data<float>(), lda, b.data<float>(), ldb, float(beta), pc, ldc);
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a.data<double>(),
-                lda, b.data<double>(), ldb, beta, pc, ldc);
-  }
+  cpu::gemm(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), a.dim(1), b.data<T>(), b.dim(1),
+            T(beta), pc, n);
 }
 
 template <typename T>

@@ -1,0 +1,16 @@
+// GEMM for the CPU kernels (conv2d, gemm): OpenMP threads each run a single-threaded OpenBLAS GEMM
+// on a slice of the problem, so all CPU work shares one thread pool (Note [One CPU thread pool]).
+// Row-major, like cblas with CblasRowMajor: C (m, n) = alpha * op(A) * op(B) + beta * C.
+#pragma once
+
+#include <cstdint>
+
+namespace yolo::cpu {
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+          int64_t ldc);
+
+}  // namespace yolo::cpu
