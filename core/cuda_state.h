@@ -1,12 +1,16 @@
 // CudaState: the per-device CUDA resources a Context owns (CUDA sources only).
-// kernels/cuda code reaches it through ctx.cuda(): ctx.cuda().stream, .cublas, .cudnn, .workspace().
+// kernels/cuda code reaches it through ctx.cuda(): ctx.cuda().stream, .cublas, .cudnn,
+// .workspace().
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "core/allocator.h"
 
@@ -26,6 +30,16 @@ struct CudaState {
   void* workspace(size_t bytes);
   size_t workspace_bytes() const { return workspace_bytes_; }
 
+  // A per-op cache owned by this device's state (e.g. cuDNN convolution plans), created empty on
+  // first use under `name` and destroyed with the context. Callers lock cache_mutex() around use.
+  template <typename T>
+  T& cache(const std::string& name) {
+    std::shared_ptr<void>& slot = caches_[name];
+    if (!slot) slot = std::make_shared<T>();
+    return *static_cast<T*>(slot.get());
+  }
+  std::mutex& cache_mutex() { return cache_mutex_; }
+
   CudaState() = default;
   ~CudaState();
   CudaState(const CudaState&) = delete;
@@ -37,6 +51,8 @@ struct CudaState {
   size_t workspace_bytes_ = 0;
   // cuBLAS's own fixed workspace (cublasSetWorkspace), so it never allocates during graph capture.
   void* cublas_workspace_ = nullptr;
+  std::mutex cache_mutex_;
+  std::map<std::string, std::shared_ptr<void>> caches_;
 };
 
 // Opens device `device_index`: streams, handles, allocator, cuBLAS workspace (core/cuda/).

@@ -10,16 +10,26 @@ namespace yolo {
 
 const char* cublas_status_name(cublasStatus_t s) {
   switch (s) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default: return "unknown cuBLAS status";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default:
+      return "unknown cuBLAS status";
   }
 }
 
@@ -57,6 +67,7 @@ void* CudaState::workspace(size_t bytes) {
 }
 
 CudaState::~CudaState() {
+  caches_.clear();  // op caches may hold library descriptors: release them before the handles
   if (workspace_) allocator->deallocate(workspace_);
   if (cublas_workspace_) allocator->deallocate(cublas_workspace_);
   if (cudnn) cudnnDestroy(cudnn);
@@ -86,7 +97,9 @@ std::string unavailable_reason() {
   return n == 0 ? "no CUDA device is visible" : "";
 }
 
-std::shared_ptr<CudaState> create(int device_index) { return make_cuda_state(device_index); }
+std::shared_ptr<CudaState> create(int device_index) {
+  return make_cuda_state(device_index);
+}
 
 }  // namespace cuda_backend
 
@@ -119,16 +132,23 @@ std::shared_ptr<CudaState> make_cuda_state(int device_index) {
 
 namespace cuda_backend {
 
-std::shared_ptr<Allocator> allocator(CudaState& state) { return state.allocator; }
+std::shared_ptr<Allocator> allocator(CudaState& state) {
+  return state.allocator;
+}
 
-StreamHandle stream(CudaState& state) { return state.stream; }
+StreamHandle stream(CudaState& state) {
+  return state.stream;
+}
 
 void memcpy(void* dst, bool dst_on_host, const void* src, bool src_on_host, size_t bytes,
             CudaState& state) {
   cudaMemcpyKind kind = cudaMemcpyDeviceToDevice;
-  if (dst_on_host && src_on_host) kind = cudaMemcpyHostToHost;
-  else if (dst_on_host) kind = cudaMemcpyDeviceToHost;
-  else if (src_on_host) kind = cudaMemcpyHostToDevice;
+  if (dst_on_host && src_on_host)
+    kind = cudaMemcpyHostToHost;
+  else if (dst_on_host)
+    kind = cudaMemcpyDeviceToHost;
+  else if (src_on_host)
+    kind = cudaMemcpyHostToDevice;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, state.stream));
   if (dst_on_host || src_on_host) CUDA_CHECK(cudaStreamSynchronize(state.stream));
 }
@@ -137,7 +157,9 @@ void memset_zero(void* dst, size_t bytes, CudaState& state) {
   CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, state.stream));
 }
 
-void synchronize(CudaState& state) { CUDA_CHECK(cudaStreamSynchronize(state.stream)); }
+void synchronize(CudaState& state) {
+  CUDA_CHECK(cudaStreamSynchronize(state.stream));
+}
 
 }  // namespace cuda_backend
 }  // namespace yolo

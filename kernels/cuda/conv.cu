@@ -27,15 +27,15 @@ namespace {
 // opt-in, and nothing opts in today. NVIDIA_TF32_OVERRIDE=0 also forbids it process-wide.
 
 // Note [Conv plan cache]
-// Context has no slot for per-op caches, so cuDNN plans live in one function-local map guarded by
-// a mutex, keyed by (device index, dtype, x shape, w shape, strides, pads, groups). A plan holds
-// the descriptors and, per direction, the algorithm and its workspace size, chosen once by the
-// cudnnGet*Algorithm_v7 heuristics (no timing, no synchronisation). The choice is the first
-// heuristic result that succeeded, needs at most kMaxWorkspace bytes, is not a tensor-op (TF32)
-// algorithm for f32, and is deterministic (bitwise reproducible, no atomics); a non-deterministic
-// one only if no deterministic one qualifies. Plans are immutable once built and intentionally
-// never freed (a few hundred bytes each; YOLOv5 needs ~60 convs x image sizes). The first call for
-// a shape must be eager (before CUDA-graph capture): it builds the plan and may grow the workspace.
+// cuDNN plans live in the context's CudaState (cache "conv2d"), guarded by its cache mutex, keyed
+// by (dtype, x shape, w shape, strides, pads, groups). A plan holds the descriptors and, per
+// direction, the algorithm and its workspace size, chosen once by the cudnnGet*Algorithm_v7
+// heuristics (no timing, no synchronisation). The choice is the first heuristic result that
+// succeeded, needs at most kMaxWorkspace bytes, is not a tensor-op (TF32) algorithm for f32, and
+// is deterministic (bitwise reproducible, no atomics); a non-deterministic one only if no
+// deterministic one qualifies. Plans are immutable once built and freed with the context (a few
+// hundred bytes each; YOLOv5 needs ~60 convs x image sizes). The first call for a shape must be
+// eager (before CUDA-graph capture): it builds the plan and may grow the workspace.
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
 
 cudnnDataType_t cudnn_type(DType t) {
@@ -64,9 +64,20 @@ struct Plan {
   cudnnConvolutionBwdDataAlgo_t data_algo{};
   cudnnConvolutionBwdFilterAlgo_t filter_algo{};
   size_t workspace[3] = {};
+
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {
+    for (cudnnConvolutionDescriptor_t c : conv)
+      if (c) cudnnDestroyConvolutionDescriptor(c);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (x) cudnnDestroyTensorDescriptor(x);
+  }
 };
 
-using PlanKey = std::tuple<int, int, Shape, Shape, int, int, int, int, int>;
+using PlanKey = std::tuple<int, Shape, Shape, int, int, int, int, int>;
 
 // Index of the algorithm to use among n heuristic results (Note [Conv plan cache]).
 template <typename Perf>
@@ -161,11 +172,10 @@ std::unique_ptr<Plan> build_plan(CudaState& cs, const Shape& xs, const Shape& ws
 // The cached plan for this conv (Note [Conv plan cache]).
 const Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv2dParams& p,
                      DType dt) {
-  static std::mutex mutex;
-  static auto* plans = new std::map<PlanKey, std::unique_ptr<Plan>>();  // never freed, see Note
-  const PlanKey key{cs.device, int(dt), xs, ws, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups};
-  std::lock_guard<std::mutex> lock(mutex);
-  std::unique_ptr<Plan>& slot = (*plans)[key];
+  const PlanKey key{int(dt), xs, ws, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups};
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  auto& plans = cs.cache<std::map<PlanKey, std::unique_ptr<Plan>>>("conv2d");
+  std::unique_ptr<Plan>& slot = plans[key];
   if (!slot) slot = build_plan(cs, xs, ws, p, dt);
   return *slot;
 }
