@@ -31,7 +31,8 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& bias, const Conv2d
         // The filter kernel adds into dw and dbias together, so both share one accumulate flag;
         // when they differ, the fresh one is zeroed first.
         bool acc_w = false, acc_b = false;
-        Tensor dw = need_w ? tape.grad_inplace(w, &acc_w) : c.empty(w.value().shape(), w.value().dtype());
+        Tensor dw =
+            need_w ? tape.grad_inplace(w, &acc_w) : c.empty(w.value().shape(), w.value().dtype());
         Tensor db = need_b ? tape.grad_inplace(bias, &acc_b) : Tensor();
         const bool acc = acc_w || acc_b;
         if (acc && !acc_w) c.zero_(dw);
@@ -49,15 +50,15 @@ Var batchnorm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, Batch
   const Tensor& xv = x.value();
   Tensor y = ctx.empty(xv.shape(), xv.dtype());
   if (!state.training) {
-    batchnorm_fwd_eval(ctx, xv, gamma.value(), beta.value(), state.running_mean,
-                       state.running_var, y, state.eps, act);
+    batchnorm_fwd_eval(ctx, xv, gamma.value(), beta.value(), state.running_mean, state.running_var,
+                       y, state.eps, act);
     return tape.make_output(y, false);
   }
   const int64_t c = xv.dim(-1);
   const DType stat_type = xv.dtype() == DType::f64 ? DType::f64 : DType::f32;
   Tensor mean = ctx.empty({c}, stat_type), invstd = ctx.empty({c}, stat_type);
-  batchnorm_fwd_train(ctx, xv, gamma.value(), beta.value(), state.running_mean,
-                      state.running_var, mean, invstd, y, state.momentum, state.eps, act);
+  batchnorm_fwd_train(ctx, xv, gamma.value(), beta.value(), state.running_mean, state.running_var,
+                      mean, invstd, y, state.momentum, state.eps, act);
   const bool rec = tape.needs_grad({&x, &gamma, &beta});
   Var out = tape.make_output(y, rec);
   if (rec) {
@@ -261,8 +262,10 @@ namespace {
 Var reduce_all(Tape& tape, const Var& x, bool is_mean) {
   Context& ctx = tape.ctx();
   Tensor y = ctx.empty({1}, x.value().dtype());
-  if (is_mean) mean_all(ctx, x.value(), y);
-  else sum_all(ctx, x.value(), y);
+  if (is_mean)
+    mean_all(ctx, x.value(), y);
+  else
+    sum_all(ctx, x.value(), y);
   const bool rec = tape.needs_grad({&x});
   Var out = tape.make_output(y, rec);
   if (rec) {
@@ -283,7 +286,11 @@ Var reduce_all(Tape& tape, const Var& x, bool is_mean) {
 
 }  // namespace
 
-Var sum(Tape& tape, const Var& x) { return reduce_all(tape, x, false); }
-Var mean(Tape& tape, const Var& x) { return reduce_all(tape, x, true); }
+Var sum(Tape& tape, const Var& x) {
+  return reduce_all(tape, x, false);
+}
+Var mean(Tape& tape, const Var& x) {
+  return reduce_all(tape, x, true);
+}
 
 }  // namespace yolo::ag

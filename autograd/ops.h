@@ -1,6 +1,7 @@
 // Differentiable ops: each computes its forward with the kernels and, in grad mode, records its
 // backward on the tape right beside it (autograd/ops.cpp). Shapes are NHWC as in kernels/.
-//   Var y = ag::batchnorm(tape, ag::conv2d(tape, x, w, Var(), p), gamma, beta, bn, Activation::silu);
+//   Var y = ag::batchnorm(tape, ag::conv2d(tape, x, w, Var(), p), gamma, beta, bn,
+//   Activation::silu);
 #pragma once
 
 #include <vector>

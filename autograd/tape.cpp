@@ -82,8 +82,10 @@ void Tape::backward(const Var& root, const Tensor& droot) {
   check_same_shape("backward", "root", root.value(), "droot", seed);
   bool acc = false;
   Tensor g = grad_inplace(root, &acc);
-  if (acc) add(ctx_, g, seed, g);
-  else ctx_.copy(g, seed);
+  if (acc)
+    add(ctx_, g, seed, g);
+  else
+    ctx_.copy(g, seed);
 
   std::vector<Node> nodes = std::move(nodes_);
   nodes_.clear();
@@ -98,6 +100,8 @@ void Tape::backward(const Var& root, const Tensor& droot) {
   }
 }
 
-void Tape::clear() { nodes_.clear(); }
+void Tape::clear() {
+  nodes_.clear();
+}
 
 }  // namespace yolo

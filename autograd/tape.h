@@ -1,6 +1,7 @@
-// The tape: in grad mode each differentiable op (autograd/ops.h) records a node holding its backward
-// function and the tensors it saved; Tape::backward() replays the nodes in reverse, accumulating
-// into each variable's gradient (for parameters: their view of the arena's flat gradient).
+// The tape: in grad mode each differentiable op (autograd/ops.h) records a node holding its
+// backward function and the tensors it saved; Tape::backward() replays the nodes in reverse,
+// accumulating into each variable's gradient (for parameters: their view of the arena's flat
+// gradient).
 //   Tape tape(ctx);
 //   Var y = ag::conv2d(tape, x, w, {}, p);  ...  tape.backward(loss);
 #pragma once

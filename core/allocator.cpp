@@ -11,12 +11,14 @@ namespace yolo {
 void* CpuAllocator::allocate(size_t bytes, StreamHandle) {
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  YOLO_CHECK(p != nullptr, "out of host memory allocating " << format_bytes(bytes)
-                                                            << ": use a smaller batch or image size");
+  YOLO_CHECK(p != nullptr, "out of host memory allocating "
+                               << format_bytes(bytes) << ": use a smaller batch or image size");
   return p;
 }
 
-void CpuAllocator::deallocate(void* ptr) noexcept { std::free(ptr); }
+void CpuAllocator::deallocate(void* ptr) noexcept {
+  std::free(ptr);
+}
 
 std::shared_ptr<Allocator> cpu_allocator() {
   static std::shared_ptr<Allocator> instance = std::make_shared<CpuAllocator>();
@@ -48,7 +50,9 @@ CachingAllocator::~CachingAllocator() {
   for (auto& [ptr, block] : blocks_) backend_->raw_free(ptr);
 }
 
-Device CachingAllocator::device() const { return backend_->device(); }
+Device CachingAllocator::device() const {
+  return backend_->device();
+}
 
 size_t CachingAllocator::size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
@@ -56,7 +60,7 @@ size_t CachingAllocator::size_class(size_t bytes) {
   // Four classes per power of two: step = 2^(floor(log2(bytes-1)) - 2).
   size_t top = 8192;
   while (top < bytes) top <<= 1;  // top is the power of two >= bytes
-  const size_t step = top / 8;   // classes between top/2 and top: top/2 + k*top/8
+  const size_t step = top / 8;    // classes between top/2 and top: top/2 + k*top/8
   return (bytes + step - 1) / step * step;
 }
 
@@ -79,8 +83,8 @@ void* CachingAllocator::allocate(size_t bytes, StreamHandle stream) {
       if (active_pool_ != 0) release_cached_locked(0);
       ptr = backend_->raw_alloc(size);
     }
-    YOLO_CHECK(ptr != nullptr,
-               "out of memory on " << backend_->device().str() << " allocating "
+    YOLO_CHECK(ptr != nullptr, "out of memory on "
+                                   << backend_->device().str() << " allocating "
                                    << format_bytes(size) << " (in use "
                                    << format_bytes(stats_.allocated_bytes) << ", reserved "
                                    << format_bytes(stats_.reserved_bytes)

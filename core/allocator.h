@@ -1,5 +1,6 @@
 // Allocators: the interface every tensor's storage comes from, the 64-byte aligned CPU allocator,
-// and the caching allocator (used over cudaMalloc for GPUs, and over a capped host backend in tests).
+// and the caching allocator (used over cudaMalloc for GPUs, and over a capped host backend in
+// tests).
 #pragma once
 
 #include <cstddef>
@@ -40,8 +41,8 @@ class CpuAllocator final : public Allocator {
 // The process-wide CPU allocator (stateless, so sharing it is not a hidden device global).
 std::shared_ptr<Allocator> cpu_allocator();
 
-// Where a caching allocator gets its blocks: cudaMalloc/cudaFree for a GPU, or a capped host heap in
-// tests. raw_alloc returns nullptr when memory is exhausted (it must not throw for that).
+// Where a caching allocator gets its blocks: cudaMalloc/cudaFree for a GPU, or a capped host heap
+// in tests. raw_alloc returns nullptr when memory is exhausted (it must not throw for that).
 class RawMemory {
  public:
   virtual ~RawMemory() = default;
@@ -58,8 +59,8 @@ struct AllocatorStats {
   size_t peak_allocated_bytes = 0;  // high-water mark of allocated_bytes
   size_t reserved_bytes = 0;        // obtained from the backend now (allocated + cached)
   size_t peak_reserved_bytes = 0;
-  size_t num_allocations = 0;    // allocate() calls
-  size_t num_cache_hits = 0;     // served from a cached block
+  size_t num_allocations = 0;     // allocate() calls
+  size_t num_cache_hits = 0;      // served from a cached block
   size_t num_backend_allocs = 0;  // raw_alloc calls that succeeded
   size_t num_backend_frees = 0;
   size_t num_oom_retries = 0;  // times the cache was emptied to retry a failed raw_alloc
@@ -71,12 +72,13 @@ struct AllocatorStats {
 // - A freed block goes to the free list of (pool, stream it was allocated on, size class) and is
 //   reused only by a request of the same class on the same stream: stream order makes reuse safe
 //   without synchronising. Using a block on another stream is the caller's job to order.
-// - A miss asks the backend. If the backend is out of memory, every cached block of the current pool
+// - A miss asks the backend. If the backend is out of memory, every cached block of the current
+// pool
 //   is returned to the backend (after synchronize()) and the request is retried once; a second
 //   failure throws yolo::Error with the statistics and how to fix it.
 // - Private pools serve CUDA graph capture: between begin_private_pool(id) and end_private_pool(),
-//   allocations come from and return to pool `id` only, so addresses baked into a captured graph are
-//   never handed to code outside it. release_private_pool(id) returns the pool's cached memory.
+//   allocations come from and return to pool `id` only, so addresses baked into a captured graph
+//   are never handed to code outside it. release_private_pool(id) returns the pool's cached memory.
 // - Statistics (current and peak) are kept for allocated and reserved bytes.
 // Thread-safe.
 class CachingAllocator final : public Allocator {

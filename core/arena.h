@@ -19,7 +19,7 @@ class ParamArena {
   struct Entry {
     std::string name;
     Shape shape;
-    int group = 0;       // optimizer parameter group (e.g. 0 BN weights, 1 decayed weights, 2 biases)
+    int group = 0;  // optimizer parameter group (e.g. 0 BN weights, 1 decayed weights, 2 biases)
     int64_t offset = 0;  // element offset in the flat buffers, a multiple of kAlign
     int64_t numel = 0;
   };
@@ -33,7 +33,8 @@ class ParamArena {
   void finalize(const Context& ctx);
   bool finalized() const { return finalized_; }
 
-  // Adds a named optimizer-state buffer (momentum, exp_avg, ema, ...) of the flat size, zero-filled.
+  // Adds a named optimizer-state buffer (momentum, exp_avg, ema, ...) of the flat size,
+  // zero-filled.
   Tensor add_state(const std::string& state_name);
   bool has_state(const std::string& state_name) const;
 

@@ -7,8 +7,9 @@
 namespace yolo {
 
 Context::Context(Device device, int cpu_threads) : device_(device) {
-  cpu_threads_ = cpu_threads > 0 ? cpu_threads
-                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_threads_ = cpu_threads > 0
+                     ? cpu_threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (device.is_cpu()) {
     allocator_ = cpu_allocator();
   } else {
@@ -19,7 +20,9 @@ Context::Context(Device device, int cpu_threads) : device_(device) {
 
 Context::~Context() = default;
 
-StreamHandle Context::stream() const { return cuda_ ? cuda_backend::stream(*cuda_) : nullptr; }
+StreamHandle Context::stream() const {
+  return cuda_ ? cuda_backend::stream(*cuda_) : nullptr;
+}
 
 CudaState& Context::cuda() const {
   YOLO_CHECK(cuda_ != nullptr, "CUDA state requested from a " << device_.str() << " context");
@@ -37,8 +40,8 @@ Tensor Context::zeros(const Shape& shape, DType dtype) const {
 }
 
 void Context::zero_(const Tensor& t) const {
-  YOLO_CHECK(t.device() == device_, "zero_: tensor on " << t.device().str() << ", context on "
-                                                        << device_.str());
+  YOLO_CHECK(t.device() == device_,
+             "zero_: tensor on " << t.device().str() << ", context on " << device_.str());
   if (t.nbytes() == 0) return;
   if (device_.is_cpu()) {
     std::memset(t.raw(), 0, t.nbytes());
@@ -49,12 +52,12 @@ void Context::zero_(const Tensor& t) const {
 
 void Context::copy(const Tensor& dst, const Tensor& src) const {
   check_same_dtype("copy", "dst", dst, "src", src);
-  YOLO_CHECK(dst.numel() == src.numel(), "copy: dst " << dst.str() << " and src " << src.str()
-                                                      << " differ in element count");
+  YOLO_CHECK(dst.numel() == src.numel(),
+             "copy: dst " << dst.str() << " and src " << src.str() << " differ in element count");
   for (const Tensor* t : {&dst, &src}) {
-    YOLO_CHECK(t->device().is_cpu() || t->device() == device_,
-               "copy: tensor on " << t->device().str() << " used with a " << device_.str()
-                                  << " context");
+    YOLO_CHECK(
+        t->device().is_cpu() || t->device() == device_,
+        "copy: tensor on " << t->device().str() << " used with a " << device_.str() << " context");
   }
   if (src.nbytes() == 0) return;
   if (dst.device().is_cpu() && src.device().is_cpu()) {
@@ -81,7 +84,11 @@ void Context::synchronize() const {
   if (cuda_) cuda_backend::synchronize(*cuda_);
 }
 
-int cuda_device_count() { return cuda_backend::device_count(); }
-std::string cuda_unavailable_reason() { return cuda_backend::unavailable_reason(); }
+int cuda_device_count() {
+  return cuda_backend::device_count();
+}
+std::string cuda_unavailable_reason() {
+  return cuda_backend::unavailable_reason();
+}
 
 }  // namespace yolo

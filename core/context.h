@@ -51,7 +51,8 @@ class Context {
   std::shared_ptr<CudaState> cuda_;
 };
 
-// Backend hooks implemented by core/cuda/cuda_backend.cpp (CUDA builds) or core/cuda_backend_none.cpp.
+// Backend hooks implemented by core/cuda/cuda_backend.cpp (CUDA builds) or
+// core/cuda_backend_none.cpp.
 namespace cuda_backend {
 std::shared_ptr<CudaState> create(int device_index);
 std::shared_ptr<Allocator> allocator(CudaState& state);

@@ -1,5 +1,6 @@
 // Statement-safe checks for CUDA, cuBLAS, cuDNN and NCCL calls and kernel launches (CUDA sources
-// only). Each failure throws yolo::Error naming the call, the library's error string, file and line.
+// only). Each failure throws yolo::Error naming the call, the library's error string, file and
+// line.
 //   CUDA_CHECK(cudaMemsetAsync(p, 0, n, stream));
 //   my_kernel<<<grid, block, 0, stream>>>(...); YOLO_LAUNCH_CHECK();
 #pragma once

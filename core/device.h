@@ -19,7 +19,9 @@ struct Device {
   bool is_cpu() const { return type == DeviceType::cpu; }
   bool is_cuda() const { return type == DeviceType::cuda; }
   std::string str() const;
-  bool operator==(const Device& o) const { return type == o.type && (is_cpu() || index == o.index); }
+  bool operator==(const Device& o) const {
+    return type == o.type && (is_cpu() || index == o.index);
+  }
   bool operator!=(const Device& o) const { return !(*this == o); }
 };
 
@@ -30,9 +32,11 @@ inline constexpr bool kCudaBuilt = true;
 inline constexpr bool kCudaBuilt = false;
 #endif
 
-// Number of usable CUDA devices; 0 in a CPU-only build or when no driver/GPU is present. Never throws.
+// Number of usable CUDA devices; 0 in a CPU-only build or when no driver/GPU is present. Never
+// throws.
 int cuda_device_count();
-// A one-line description of why no GPU is usable (driver missing, no device, CPU-only build), or "".
+// A one-line description of why no GPU is usable (driver missing, no device, CPU-only build), or
+// "".
 std::string cuda_unavailable_reason();
 
 [[noreturn]] void throw_cuda_not_built(const char* op);

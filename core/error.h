@@ -25,38 +25,38 @@ class Error : public std::runtime_error {
 }  // namespace yolo
 
 // YOLO_CHECK(cond, a << b << c): throws yolo::Error("a b c (at file:line)") when cond is false.
-#define YOLO_CHECK(cond, ...)                                  \
-  do {                                                         \
-    if (!(cond)) {                                             \
-      std::ostringstream yolo_check_stream_;                   \
-      yolo_check_stream_ << __VA_ARGS__;                       \
+#define YOLO_CHECK(cond, ...)                                            \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      std::ostringstream yolo_check_stream_;                             \
+      yolo_check_stream_ << __VA_ARGS__;                                 \
       ::yolo::throw_error(__FILE__, __LINE__, yolo_check_stream_.str()); \
-    }                                                          \
+    }                                                                    \
   } while (0)
 
 // YOLO_FAIL(a << b): unconditional throw with the same format.
-#define YOLO_FAIL(...)                                              \
-  do {                                                              \
-    std::ostringstream yolo_check_stream_;                          \
-    yolo_check_stream_ << __VA_ARGS__;                              \
+#define YOLO_FAIL(...)                                                 \
+  do {                                                                 \
+    std::ostringstream yolo_check_stream_;                             \
+    yolo_check_stream_ << __VA_ARGS__;                                 \
     ::yolo::throw_error(__FILE__, __LINE__, yolo_check_stream_.str()); \
   } while (0)
 
-#define YOLO_ASSERT(cond)                                              \
-  do {                                                                 \
-    if (!(cond)) ::yolo::assert_fail(__FILE__, __LINE__, #cond);       \
+#define YOLO_ASSERT(cond)                                        \
+  do {                                                           \
+    if (!(cond)) ::yolo::assert_fail(__FILE__, __LINE__, #cond); \
   } while (0)
 
 // Shared body of CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK and NCCL_CHECK (core/cuda_check.h,
 // core/nccl_check.h): evaluates `expr` once; if the status differs from `ok`, throws yolo::Error
 // "<lib> error <code> (<name_fn(code)>) in <expr> (at file:line)". Statement-safe.
-#define YOLO_GPU_CHECK_GEN(expr, ok, name_fn, lib)                                   \
-  do {                                                                               \
-    auto yolo_gpu_status_ = (expr);                                                  \
-    if (yolo_gpu_status_ != (ok)) {                                                  \
-      std::ostringstream yolo_gpu_stream_;                                           \
+#define YOLO_GPU_CHECK_GEN(expr, ok, name_fn, lib)                                       \
+  do {                                                                                   \
+    auto yolo_gpu_status_ = (expr);                                                      \
+    if (yolo_gpu_status_ != (ok)) {                                                      \
+      std::ostringstream yolo_gpu_stream_;                                               \
       yolo_gpu_stream_ << lib << " error " << static_cast<int>(yolo_gpu_status_) << " (" \
-                       << name_fn(yolo_gpu_status_) << ") in " << #expr;             \
-      ::yolo::throw_error(__FILE__, __LINE__, yolo_gpu_stream_.str());               \
-    }                                                                                \
+                       << name_fn(yolo_gpu_status_) << ") in " << #expr;                 \
+      ::yolo::throw_error(__FILE__, __LINE__, yolo_gpu_stream_.str());                   \
+    }                                                                                    \
   } while (0)

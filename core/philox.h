@@ -47,8 +47,9 @@ YOLO_HOST_DEVICE float philox_uniform(uint32_t x) {
   return static_cast<float>(x >> 8) * (1.0f / 16777216.0f);
 }
 
-// Element i of the stream (seed, offset): word (i % 4) of philox(counter = offset + i / 4, key = seed).
-// Every fill kernel uses this mapping, which is what makes CPU and CUDA agree element by element.
+// Element i of the stream (seed, offset): word (i % 4) of philox(counter = offset + i / 4, key =
+// seed). Every fill kernel uses this mapping, which is what makes CPU and CUDA agree element by
+// element.
 YOLO_HOST_DEVICE Philox4 philox_block(uint64_t seed, uint64_t offset, uint64_t block) {
   const uint64_t c = offset + block;
   return philox4x32_10(Philox4{{static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0u, 0u}},

@@ -87,7 +87,9 @@ int64_t Tensor::dim(int i) const {
   return shape_[j];
 }
 
-Device Tensor::device() const { return storage_ ? storage_->device() : Device::cpu(); }
+Device Tensor::device() const {
+  return storage_ ? storage_->device() : Device::cpu();
+}
 
 void* Tensor::raw() const {
   YOLO_CHECK(storage_ != nullptr, "use of an undefined tensor");
@@ -136,7 +138,9 @@ std::vector<float> Tensor::to_float_vector() const {
   std::vector<float> out(static_cast<size_t>(numel_));
   if (numel_ == 0) return out;
   switch (dtype_) {
-    case DType::f32: std::memcpy(out.data(), raw(), nbytes()); break;
+    case DType::f32:
+      std::memcpy(out.data(), raw(), nbytes());
+      break;
     case DType::f64:
       for (int64_t i = 0; i < numel_; ++i) out[i] = static_cast<float>(data<double>()[i]);
       break;
@@ -193,8 +197,8 @@ void check_dtype(const char* op, const char* name, const Tensor& t, DType expect
 void check_same_dtype(const char* op, const char* a_name, const Tensor& a, const char* b_name,
                       const Tensor& b) {
   YOLO_CHECK(a.dtype() == b.dtype(), op << ": " << a_name << " and " << b_name
-                                        << " disagree in dtype: " << dtype_name(a.dtype())
-                                        << " vs " << dtype_name(b.dtype()));
+                                        << " disagree in dtype: " << dtype_name(a.dtype()) << " vs "
+                                        << dtype_name(b.dtype()));
 }
 
 void check_same_device(const char* op, const char* a_name, const Tensor& a, const char* b_name,

@@ -72,8 +72,7 @@ class Tensor {
   // Typed pointer; throws yolo::Error when T does not match dtype().
   template <typename T>
   T* data() const {
-    YOLO_CHECK(DTypeOf<T>::value == dtype_, "tensor of dtype " << dtype_name(dtype_)
-                                                               << " read as "
+    YOLO_CHECK(DTypeOf<T>::value == dtype_, "tensor of dtype " << dtype_name(dtype_) << " read as "
                                                                << dtype_name(DTypeOf<T>::value));
     return static_cast<T*>(raw());
   }

@@ -3,8 +3,8 @@
 // x, y, dy, dx: (..., C) viewed as (M, C); gamma, beta, running_*, save_*, dgamma, dbeta: (C) f32,
 // or f64 when x is f64 (CPU only, so gradient checks run entirely in f64).
 // PyTorch semantics: normalise with the biased batch variance; running_var is updated with the
-// unbiased one: running = (1 - momentum) * running + momentum * batch. YOLOv5: eps 1e-3, momentum 0.03.
-// CPU: x in f32 or f64 (statistics in f64). CUDA: x in f32, f16 or bf16 (statistics in f32).
+// unbiased one: running = (1 - momentum) * running + momentum * batch. YOLOv5: eps 1e-3, momentum
+// 0.03. CPU: x in f32 or f64 (statistics in f64). CUDA: x in f32, f16 or bf16 (statistics in f32).
 #pragma once
 
 #include "core/context.h"
@@ -30,30 +30,28 @@ void batchnorm_bwd(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor
                    const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, Activation act,
                    bool accumulate_params);
 
-void batchnorm_fwd_train_cpu(Context& ctx, const Tensor& x, const Tensor& gamma,
-                             const Tensor& beta, const Tensor& running_mean,
-                             const Tensor& running_var, const Tensor& save_mean,
-                             const Tensor& save_invstd, const Tensor& y, double momentum,
-                             double eps, Activation act);
+void batchnorm_fwd_train_cpu(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var,
+                             const Tensor& save_mean, const Tensor& save_invstd, const Tensor& y,
+                             double momentum, double eps, Activation act);
 void batchnorm_fwd_eval_cpu(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                             const Tensor& running_mean, const Tensor& running_var, const Tensor& y,
                             double eps, Activation act);
 void batchnorm_bwd_cpu(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& gamma,
                        const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
-                       const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
-                       Activation act, bool accumulate_params);
+                       const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, Activation act,
+                       bool accumulate_params);
 void batchnorm_fwd_train_cuda(Context& ctx, const Tensor& x, const Tensor& gamma,
                               const Tensor& beta, const Tensor& running_mean,
                               const Tensor& running_var, const Tensor& save_mean,
                               const Tensor& save_invstd, const Tensor& y, double momentum,
                               double eps, Activation act);
-void batchnorm_fwd_eval_cuda(Context& ctx, const Tensor& x, const Tensor& gamma,
-                             const Tensor& beta, const Tensor& running_mean,
-                             const Tensor& running_var, const Tensor& y, double eps,
-                             Activation act);
+void batchnorm_fwd_eval_cuda(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& running_mean, const Tensor& running_var, const Tensor& y,
+                             double eps, Activation act);
 void batchnorm_bwd_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& gamma,
                         const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd,
-                        const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
-                        Activation act, bool accumulate_params);
+                        const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta, Activation act,
+                        bool accumulate_params);
 
 }  // namespace yolo

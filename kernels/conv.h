@@ -21,8 +21,8 @@ int64_t conv2d_out_size(int64_t in, int64_t kernel, int stride, int pad);
 // Checks x/w/bias/y agree (yolo::Error naming the shapes) and returns the expected y shape.
 Shape conv2d_out_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p);
 
-void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
-                const Tensor& y, const Conv2dParams& p);
+void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                const Conv2dParams& p);
 // dx = conv_transpose(dy, w). Assigns dx.
 void conv2d_bwd_data(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
                      const Conv2dParams& p);

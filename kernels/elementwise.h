@@ -1,5 +1,6 @@
-// Elementwise ops on contiguous tensors of equal shape: add, add_scaled, mul, scale, fill, copy, cast.
-// CPU: f32, f64 (cast also f16/bf16). CUDA: f32, f16, bf16 (math in f32). Outputs may alias inputs.
+// Elementwise ops on contiguous tensors of equal shape: add, add_scaled, mul, scale, fill, copy,
+// cast. CPU: f32, f64 (cast also f16/bf16). CUDA: f32, f16, bf16 (math in f32). Outputs may alias
+// inputs.
 #pragma once
 
 #include "core/context.h"
@@ -18,11 +19,13 @@ void scale(Context& ctx, const Tensor& x, double alpha, const Tensor& out);
 void fill(Context& ctx, const Tensor& t, double value);
 // dst = src (same dtype and shape, same device).
 void copy(Context& ctx, const Tensor& src, const Tensor& dst);
-// dst = src converted to dst's dtype (f32 <-> f16 <-> bf16, f32 <-> f64 on CPU), round to nearest even.
+// dst = src converted to dst's dtype (f32 <-> f16 <-> bf16, f32 <-> f64 on CPU), round to nearest
+// even.
 void cast(Context& ctx, const Tensor& src, const Tensor& dst);
 
 void add_cpu(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out);
-void add_scaled_cpu(Context& ctx, const Tensor& a, const Tensor& b, double alpha, const Tensor& out);
+void add_scaled_cpu(Context& ctx, const Tensor& a, const Tensor& b, double alpha,
+                    const Tensor& out);
 void mul_cpu(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out);
 void scale_cpu(Context& ctx, const Tensor& x, double alpha, const Tensor& out);
 void fill_cpu(Context& ctx, const Tensor& t, double value);

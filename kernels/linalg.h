@@ -16,12 +16,13 @@ void mean_all(Context& ctx, const Tensor& x, const Tensor& out);
 // x (..., C) viewed as (M, C) -> out (C) = column sums. Assigned, or added to when accumulate.
 void sum_channels(Context& ctx, const Tensor& x, const Tensor& out, bool accumulate);
 
-// Mean over all elements of BCEWithLogits(logits, targets) with pos_weight, as torch.nn.BCEWithLogitsLoss:
-// l = -(pos_weight * t * log(sigmoid(z)) + (1 - t) * log(1 - sigmoid(z))), computed stably.
-// logits, targets: same shape; out: (1).
+// Mean over all elements of BCEWithLogits(logits, targets) with pos_weight, as
+// torch.nn.BCEWithLogitsLoss: l = -(pos_weight * t * log(sigmoid(z)) + (1 - t) * log(1 -
+// sigmoid(z))), computed stably. logits, targets: same shape; out: (1).
 void bce_with_logits_fwd(Context& ctx, const Tensor& logits, const Tensor& targets,
                          double pos_weight, const Tensor& out);
-// dlogits = dloss * d(mean loss)/d(logits); dloss: (1) on the device (the upstream gradient). Assigns.
+// dlogits = dloss * d(mean loss)/d(logits); dloss: (1) on the device (the upstream gradient).
+// Assigns.
 void bce_with_logits_bwd(Context& ctx, const Tensor& logits, const Tensor& targets,
                          double pos_weight, const Tensor& dloss, const Tensor& dlogits);
 

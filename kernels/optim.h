@@ -63,10 +63,9 @@ void unscale_check_cpu(Context& ctx, const Tensor& grads, const Tensor& inv_scal
 void sgd_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads,
                    const Tensor& momentum_buf, const std::vector<OptimSegment>& segments,
                    const Tensor& hyper, bool nesterov);
-void adam_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads,
-                    const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                    const std::vector<OptimSegment>& segments, const Tensor& hyper,
-                    bool decoupled);
+void adam_step_cuda(Context& ctx, const Tensor& params, const Tensor& grads, const Tensor& exp_avg,
+                    const Tensor& exp_avg_sq, const std::vector<OptimSegment>& segments,
+                    const Tensor& hyper, bool decoupled);
 void ema_update_cuda(Context& ctx, const Tensor& ema, const Tensor& src, const Tensor& decay);
 void global_grad_norm_cuda(Context& ctx, const Tensor& grads, const Tensor& out);
 void clip_grad_norm_cuda(Context& ctx, const Tensor& grads, const Tensor& norm, double max_norm);

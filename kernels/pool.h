@@ -13,7 +13,8 @@ namespace yolo {
 void maxpool_fwd(Context& ctx, const Tensor& x, const Tensor& y, int k);
 // dx (N, H, W, C): the gradient routed to each window's maximum (recomputed from x). Assigns dx.
 void maxpool_bwd(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dx, int k);
-// x: (N, H, W, C); out: (N, H, W, 4C) = [x, p1, p2, p3] with p1 = pool(x), p2 = pool(p1), p3 = pool(p2).
+// x: (N, H, W, C); out: (N, H, W, 4C) = [x, p1, p2, p3] with p1 = pool(x), p2 = pool(p1), p3 =
+// pool(p2).
 void sppf_fwd(Context& ctx, const Tensor& x, const Tensor& out, int k);
 // out: the forward's output (holds x, p1, p2 for routing); dout: (N, H, W, 4C); dx: (N, H, W, C)
 // = dout[x] + the cascade's gradient. Assigns dx.

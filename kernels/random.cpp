@@ -8,8 +8,8 @@ namespace yolo {
 static void check_fill(const char* op, Context& ctx, const Tensor& t) {
   check_defined(op, "t", t);
   check_dtype(op, "t", t, DType::f32);
-  YOLO_CHECK(t.device() == ctx.device(), op << ": tensor on " << t.device().str()
-                                            << ", context on " << ctx.device().str());
+  YOLO_CHECK(t.device() == ctx.device(),
+             op << ": tensor on " << t.device().str() << ", context on " << ctx.device().str());
 }
 
 void fill_uniform(Context& ctx, const Tensor& t, uint64_t seed, uint64_t offset, float lo,

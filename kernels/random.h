@@ -10,7 +10,8 @@
 namespace yolo {
 
 // t[i] = lo + (hi - lo) * u_i, u_i in [0, 1).
-void fill_uniform(Context& ctx, const Tensor& t, uint64_t seed, uint64_t offset, float lo, float hi);
+void fill_uniform(Context& ctx, const Tensor& t, uint64_t seed, uint64_t offset, float lo,
+                  float hi);
 // t[i] = mean + std * z_i, z from Box-Muller on word pairs (0,1) and (2,3) of each block.
 void fill_normal(Context& ctx, const Tensor& t, uint64_t seed, uint64_t offset, float mean,
                  float std);

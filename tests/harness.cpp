@@ -34,11 +34,13 @@ Tensor random(const Shape& shape, DType dtype, uint64_t s, double lo, double hi)
     const Philox4 r = philox_block(s, 0, uint64_t(b));
     for (int j = 0; j < 4 && b * 4 + j < n; ++j) {
       // 53-bit-ish uniform from two words keeps f64 inputs dense.
-      const double u = (double(r.v[j] >> 5) * 67108864.0 + double(r.v[(j + 1) & 3] >> 6)) /
-                       9007199254740992.0;
+      const double u =
+          (double(r.v[j] >> 5) * 67108864.0 + double(r.v[(j + 1) & 3] >> 6)) / 9007199254740992.0;
       const double v = lo + (hi - lo) * u;
-      if (dtype == DType::f32) t.data<float>()[b * 4 + j] = float(v);
-      else t.data<double>()[b * 4 + j] = v;
+      if (dtype == DType::f32)
+        t.data<float>()[b * 4 + j] = float(v);
+      else
+        t.data<double>()[b * 4 + j] = v;
     }
   }
   return t;
@@ -106,7 +108,8 @@ void require_close(const Tensor& got, const Tensor& ref, Tol tol, const std::str
 }
 
 Tensor numeric_grad(const Tensor& x, const std::function<double()>& f, double h) {
-  YOLO_CHECK(x.dtype() == DType::f64 && x.device().is_cpu(), "numeric_grad needs a host f64 tensor");
+  YOLO_CHECK(x.dtype() == DType::f64 && x.device().is_cpu(),
+             "numeric_grad needs a host f64 tensor");
   Tensor g = Tensor::empty_cpu(x.shape(), DType::f64);
   double* px = x.data<double>();
   for (int64_t i = 0; i < x.numel(); ++i) {

@@ -100,8 +100,7 @@ TEST_CASE("autograd sums the gradients of a value used twice", "[autograd]") {
   test::require_close(x.grad(), Tensor::from_vector({3, 4}, expect), kChainGrad, "fan-out");
 }
 
-TEST_CASE("autograd no-grad scope records nothing and backward frees saved tensors",
-          "[autograd]") {
+TEST_CASE("autograd no-grad scope records nothing and backward frees saved tensors", "[autograd]") {
   Context ctx;
   Tape tape(ctx);
   Tensor xv = test::random({2, 4, 4, 8}, DType::f32, test::seed(400));

@@ -178,10 +178,10 @@ TEST_CASE("half and bfloat16 conversions round to nearest even", "[core][dtype]"
   REQUIRE(float_to_half(1.0f).bits == 0x3c00);
   REQUIRE(float_to_half(-2.0f).bits == 0xc000);
   REQUIRE(float_to_half(65504.0f).bits == 0x7bff);
-  REQUIRE(float_to_half(65520.0f).bits == 0x7c00);      // rounds up to inf
+  REQUIRE(float_to_half(65520.0f).bits == 0x7c00);                // rounds up to inf
   REQUIRE(float_to_half(5.960464477539063e-08f).bits == 0x0001);  // smallest subnormal
-  REQUIRE(float_to_half(1.0f + 1.0f / 2048).bits == 0x3c00);  // tie -> even
-  REQUIRE(float_to_half(1.0f + 3.0f / 2048).bits == 0x3c02);  // tie -> even (up)
+  REQUIRE(float_to_half(1.0f + 1.0f / 2048).bits == 0x3c00);      // tie -> even
+  REQUIRE(float_to_half(1.0f + 3.0f / 2048).bits == 0x3c02);      // tie -> even (up)
   REQUIRE(std::isnan(half_to_float(float_to_half(NAN))));
   // Every finite half round-trips exactly through float.
   for (uint32_t b = 0; b < 0x10000; ++b) {
@@ -190,8 +190,8 @@ TEST_CASE("half and bfloat16 conversions round to nearest even", "[core][dtype]"
     REQUIRE(float_to_half(half_to_float(h)).bits == h.bits);
   }
   REQUIRE(float_to_bf16(1.0f).bits == 0x3f80);
-  REQUIRE(float_to_bf16(1.0f + 1.0f / 256).bits == 0x3f80);      // tie -> even
-  REQUIRE(float_to_bf16(1.0f + 3.0f / 256).bits == 0x3f82);      // tie -> even (up)
+  REQUIRE(float_to_bf16(1.0f + 1.0f / 256).bits == 0x3f80);  // tie -> even
+  REQUIRE(float_to_bf16(1.0f + 3.0f / 256).bits == 0x3f82);  // tie -> even (up)
   REQUIRE(bf16_to_float(BFloat16{0x4049}) == 3.140625f);
 }
 
@@ -257,7 +257,9 @@ TEST_CASE("cuda allocator caches and reports statistics", "[cuda][allocator]") {
 
 namespace {
 enum class FakeStatus { ok = 0, busted = 7 };
-const char* fake_status_name(FakeStatus s) { return s == FakeStatus::ok ? "OK" : "BUSTED"; }
+const char* fake_status_name(FakeStatus s) {
+  return s == FakeStatus::ok ? "OK" : "BUSTED";
+}
 int fake_calls = 0;
 FakeStatus fake_call(FakeStatus s) {
   ++fake_calls;

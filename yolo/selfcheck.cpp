@@ -22,7 +22,9 @@
 
 namespace yolo {
 
-const char* version_string() { return YOLO_VERSION; }
+const char* version_string() {
+  return YOLO_VERSION;
+}
 
 namespace {
 
@@ -70,25 +72,26 @@ std::vector<Check> checks() {
                  return Outputs{ctx.to_host(random_on(ctx, {4097}, seed, 0))};
                },
                0.0, 0.0});
-  c.push_back({"conv2d 1x1 fwd/bwd", [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 1, 1, 0); },
-               1e-4, 1e-4});
-  c.push_back({"conv2d 3x3 s2 fwd/bwd", [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 3, 2, 1); },
-               1e-4, 1e-4});
-  c.push_back({"conv2d 6x6 s2 p2 fwd/bwd", [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 6, 2, 2); },
-               1e-4, 1e-4});
-  c.push_back({"batchnorm+silu train fwd/bwd",
-               [](Context& ctx, uint64_t s) {
-                 Tensor x = random_on(ctx, {4, 9, 7, 24}, s, 0), dy = random_on(ctx, x.shape(), s, 9000);
-                 Tensor g = random_on(ctx, {24}, s, 20000), b = random_on(ctx, {24}, s, 21000);
-                 Tensor rm = ctx.zeros({24}, DType::f32), rv = ctx.zeros({24}, DType::f32);
-                 Tensor mean = ctx.empty({24}, DType::f32), invstd = ctx.empty({24}, DType::f32);
-                 Tensor y = ctx.empty(x.shape(), DType::f32), dx = ctx.empty(x.shape(), DType::f32);
-                 Tensor dg = ctx.empty({24}, DType::f32), db = ctx.empty({24}, DType::f32);
-                 batchnorm_fwd_train(ctx, x, g, b, rm, rv, mean, invstd, y, 0.03, 1e-3, Activation::silu);
-                 batchnorm_bwd(ctx, x, dy, g, b, mean, invstd, dx, dg, db, Activation::silu, false);
-                 return host_all(ctx, {y, rm, rv, dx, dg, db});
-               },
-               1e-4, 1e-4});
+  c.push_back({"conv2d 1x1 fwd/bwd",
+               [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 1, 1, 0); }, 1e-4, 1e-4});
+  c.push_back({"conv2d 3x3 s2 fwd/bwd",
+               [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 3, 2, 1); }, 1e-4, 1e-4});
+  c.push_back({"conv2d 6x6 s2 p2 fwd/bwd",
+               [](Context& ctx, uint64_t s) { return run_conv(ctx, s, 6, 2, 2); }, 1e-4, 1e-4});
+  c.push_back(
+      {"batchnorm+silu train fwd/bwd",
+       [](Context& ctx, uint64_t s) {
+         Tensor x = random_on(ctx, {4, 9, 7, 24}, s, 0), dy = random_on(ctx, x.shape(), s, 9000);
+         Tensor g = random_on(ctx, {24}, s, 20000), b = random_on(ctx, {24}, s, 21000);
+         Tensor rm = ctx.zeros({24}, DType::f32), rv = ctx.zeros({24}, DType::f32);
+         Tensor mean = ctx.empty({24}, DType::f32), invstd = ctx.empty({24}, DType::f32);
+         Tensor y = ctx.empty(x.shape(), DType::f32), dx = ctx.empty(x.shape(), DType::f32);
+         Tensor dg = ctx.empty({24}, DType::f32), db = ctx.empty({24}, DType::f32);
+         batchnorm_fwd_train(ctx, x, g, b, rm, rv, mean, invstd, y, 0.03, 1e-3, Activation::silu);
+         batchnorm_bwd(ctx, x, dy, g, b, mean, invstd, dx, dg, db, Activation::silu, false);
+         return host_all(ctx, {y, rm, rv, dx, dg, db});
+       },
+       1e-4, 1e-4});
   c.push_back({"silu / sigmoid fwd/bwd",
                [](Context& ctx, uint64_t s) {
                  Tensor x = random_on(ctx, {1000}, s, 0), dy = random_on(ctx, {1000}, s, 500);
@@ -113,31 +116,33 @@ std::vector<Check> checks() {
                  return host_all(ctx, {sum, prod, back});
                },
                0.0, 1e-6});
-  c.push_back({"maxpool / sppf fwd/bwd",
-               [](Context& ctx, uint64_t s) {
-                 Tensor x = random_on(ctx, {2, 10, 9, 8}, s, 0);
-                 Tensor y = ctx.empty(x.shape(), DType::f32), dx = ctx.empty(x.shape(), DType::f32);
-                 maxpool_fwd(ctx, x, y, 5);
-                 maxpool_bwd(ctx, x, y, dx, 5);
-                 Tensor out = ctx.empty({2, 10, 9, 32}, DType::f32), dsx = ctx.empty(x.shape(), DType::f32);
-                 sppf_fwd(ctx, x, out, 5);
-                 sppf_bwd(ctx, out, out, dsx, 5);
-                 return host_all(ctx, {y, dx, out, dsx});
-               },
-               1e-6, 1e-6});
-  c.push_back({"upsample / concat fwd/bwd",
-               [](Context& ctx, uint64_t s) {
-                 Tensor x = random_on(ctx, {2, 5, 7, 8}, s, 0), z = random_on(ctx, {2, 10, 14, 4}, s, 900);
-                 Tensor up = ctx.empty({2, 10, 14, 8}, DType::f32), dx = ctx.empty(x.shape(), DType::f32);
-                 upsample_nearest2x_fwd(ctx, x, up);
-                 upsample_nearest2x_bwd(ctx, up, dx);
-                 Tensor cat = ctx.empty({2, 10, 14, 12}, DType::f32);
-                 concat_channels_fwd(ctx, {up, z}, cat);
-                 Tensor d1 = ctx.empty(up.shape(), DType::f32), d2 = ctx.empty(z.shape(), DType::f32);
-                 concat_channels_bwd(ctx, cat, {d1, d2});
-                 return host_all(ctx, {up, dx, cat, d1, d2});
-               },
-               1e-6, 1e-6});
+  c.push_back(
+      {"maxpool / sppf fwd/bwd",
+       [](Context& ctx, uint64_t s) {
+         Tensor x = random_on(ctx, {2, 10, 9, 8}, s, 0);
+         Tensor y = ctx.empty(x.shape(), DType::f32), dx = ctx.empty(x.shape(), DType::f32);
+         maxpool_fwd(ctx, x, y, 5);
+         maxpool_bwd(ctx, x, y, dx, 5);
+         Tensor out = ctx.empty({2, 10, 9, 32}, DType::f32), dsx = ctx.empty(x.shape(), DType::f32);
+         sppf_fwd(ctx, x, out, 5);
+         sppf_bwd(ctx, out, out, dsx, 5);
+         return host_all(ctx, {y, dx, out, dsx});
+       },
+       1e-6, 1e-6});
+  c.push_back(
+      {"upsample / concat fwd/bwd",
+       [](Context& ctx, uint64_t s) {
+         Tensor x = random_on(ctx, {2, 5, 7, 8}, s, 0), z = random_on(ctx, {2, 10, 14, 4}, s, 900);
+         Tensor up = ctx.empty({2, 10, 14, 8}, DType::f32), dx = ctx.empty(x.shape(), DType::f32);
+         upsample_nearest2x_fwd(ctx, x, up);
+         upsample_nearest2x_bwd(ctx, up, dx);
+         Tensor cat = ctx.empty({2, 10, 14, 12}, DType::f32);
+         concat_channels_fwd(ctx, {up, z}, cat);
+         Tensor d1 = ctx.empty(up.shape(), DType::f32), d2 = ctx.empty(z.shape(), DType::f32);
+         concat_channels_bwd(ctx, cat, {d1, d2});
+         return host_all(ctx, {up, dx, cat, d1, d2});
+       },
+       1e-6, 1e-6});
   c.push_back({"gemm / sum / bce-with-logits",
                [](Context& ctx, uint64_t s) {
                  Tensor a = random_on(ctx, {37, 19}, s, 0), b = random_on(ctx, {23, 19}, s, 1000);

@@ -42,8 +42,8 @@ void blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
 }
 
 template <typename T>
-void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   single_threaded_blas();
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads == 1 || double(m) * double(n) * double(k) < kParallelMacs || k == 0) {

@@ -1,6 +1,7 @@
 // CPU random fills: the reference the CUDA fills must match bit for bit.
-#include "core/philox.h"
 #include "kernels/random.h"
+
+#include "core/philox.h"
 
 namespace yolo {
 
@@ -11,7 +12,8 @@ void fill_uniform_cpu(Context&, const Tensor& t, uint64_t seed, uint64_t offset,
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < (n + 3) / 4; ++b) {
     const Philox4 r = philox_block(seed, offset, uint64_t(b));
-    for (int j = 0; j < 4 && b * 4 + j < n; ++j) p[b * 4 + j] = lo + (hi - lo) * philox_uniform(r.v[j]);
+    for (int j = 0; j < 4 && b * 4 + j < n; ++j)
+      p[b * 4 + j] = lo + (hi - lo) * philox_uniform(r.v[j]);
   }
 }
 
