@@ -15,6 +15,7 @@
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
 #include "kernels/conv.h"
+#include "kernels/cuda/convert.cuh"
 
 namespace yolo {
 namespace {
@@ -203,29 +204,8 @@ void gemm(CudaState& cs, cublasOperation_t ta, cublasOperation_t tb, int64_t m, 
                             CUBLAS_GEMM_DEFAULT));
 }
 
-__device__ inline float to_float(float v) {
-  return v;
-}
-__device__ inline float to_float(__half v) {
-  return __half2float(v);
-}
-__device__ inline float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+using cuda::from_f32;
+using cuda::to_f32;
 
 // out[i] = row[i % row_len] for i < total: broadcasts one row (the bias) over all rows of y.
 // V is a 16-byte vector when the row allows it, else the element's own width.
@@ -276,7 +256,7 @@ __global__ void bias_grad_partial_kernel(const T* dy, int64_t rows, int64_t o,
   const int64_t r0 = blockIdx.y * rows_per_split, r1 = min(rows, r0 + rows_per_split);
   float acc = 0.0f;
   if (c < o)
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += kBiasLanes) acc += to_float(dy[r * o + c]);
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kBiasLanes) acc += to_f32(dy[r * o + c]);
   sums[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && c < o) {
@@ -291,9 +271,9 @@ __global__ void bias_grad_finish_kernel(const float* partial, int splits, int64_
                                         bool accumulate) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= o) return;
-  float s = accumulate ? to_float(dbias[c]) : 0.0f;
+  float s = accumulate ? to_f32(dbias[c]) : 0.0f;
   for (int i = 0; i < splits; ++i) s += partial[i * o + c];
-  dbias[c] = from_float<T>(s);
+  dbias[c] = from_f32<T>(s);
 }
 
 template <typename T>

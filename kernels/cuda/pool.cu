@@ -9,6 +9,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
+#include "kernels/cuda/convert.cuh"
 #include "kernels/pool.h"
 
 namespace yolo {
@@ -31,19 +32,8 @@ constexpr int kMaxThreads = 256;
 constexpr size_t kSmemBudget = 48 * 1024;
 constexpr int kMaxK = 15;  // argmax codes dh * k + dw fit in one byte
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+using cuda::from_f32;
+using cuda::to_f32;
 
 // V channels of one pixel as f32; global memory moves them as one 16-byte word when V > 1.
 template <int V>
@@ -117,7 +107,9 @@ __device__ __forceinline__ void smem_store(float* s, const Lanes<V>& r) {
 }
 
 // PyTorch's window rule: take v when it is greater than the best so far or NaN.
-__device__ __forceinline__ bool takes(float v, float best) { return v > best || isnan(v); }
+__device__ __forceinline__ bool takes(float v, float best) {
+  return v > best || isnan(v);
+}
 
 template <int V>
 __device__ __forceinline__ void max_into(Lanes<V>& m, const float* s) {
@@ -303,7 +295,9 @@ __global__ void pool_bwd_kernel(const T* x, int64_t ldx, const TG* dy, int64_t l
   }
 }
 
-bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) {
+  return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
 
 // Channels per block: the most packs of V that fit the shared-memory budget (at most 8 packs),
 // never more than C rounded up to V; 0 when not even one pack fits.
@@ -343,9 +337,9 @@ void launch_fwd(Context& ctx, const void* x, int64_t ldx, void* y, int64_t ldy, 
   const bool vec = g.C % kV == 0 && ldx % kV == 0 && ldy % kV == 0 && aligned16(x) && aligned16(y);
   if (vec && try_fwd<T, kV, NPOOL>(ctx, px, ldx, py, ldy, g, k / 2)) return;
   const bool launched = try_fwd<T, 1, NPOOL>(ctx, px, ldx, py, ldy, g, k / 2);
-  YOLO_CHECK(launched,
-             (NPOOL == 3 ? "sppf_fwd" : "maxpool_fwd")
-                 << " cuda: kernel size " << k << " needs more shared memory than one block has");
+  YOLO_CHECK(launched, (NPOOL == 3 ? "sppf_fwd" : "maxpool_fwd")
+                           << " cuda: kernel size " << k
+                           << " needs more shared memory than one block has");
 }
 
 template <typename T, typename TG, typename TO, int V>
@@ -379,9 +373,12 @@ void launch_bwd(Context& ctx, const void* x, int64_t ldx, const void* dy, int64_
   const bool vec = g.C % kV == 0 && ldx % kV == 0 && lddy % kV == 0 && ldadd % kV == 0 &&
                    lddx % kV == 0 && aligned16(x) && aligned16(dy) && aligned16(addend) &&
                    aligned16(dx);
-  if (vec && try_bwd<T, TG, TO, kV>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2)) return;
-  const bool launched = try_bwd<T, TG, TO, 1>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2);
-  YOLO_CHECK(launched, "maxpool backward cuda: kernel size " << k << " needs too much shared memory");
+  if (vec && try_bwd<T, TG, TO, kV>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2))
+    return;
+  const bool launched =
+      try_bwd<T, TG, TO, 1>(ctx, px, ldx, pdy, lddy, padd, ldadd, pdx, lddx, g, k / 2);
+  YOLO_CHECK(launched,
+             "maxpool backward cuda: kernel size " << k << " needs too much shared memory");
 }
 
 Geometry geometry(const Tensor& t, int64_t channels) {
@@ -391,10 +388,17 @@ Geometry geometry(const Tensor& t, int64_t channels) {
 template <typename F>
 void by_dtype(DType d, F f) {
   switch (d) {
-    case DType::f32: f(float{}); break;
-    case DType::f16: f(__half{}); break;
-    case DType::bf16: f(__nv_bfloat16{}); break;
-    default: YOLO_FAIL("pool cuda: unsupported dtype " << dtype_name(d));
+    case DType::f32:
+      f(float{});
+      break;
+    case DType::f16:
+      f(__half{});
+      break;
+    case DType::bf16:
+      f(__nv_bfloat16{});
+      break;
+    default:
+      YOLO_FAIL("pool cuda: unsupported dtype " << dtype_name(d));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
+#include "kernels/cuda/convert.cuh"
 #include "kernels/resample.h"
 
 namespace yolo {
@@ -18,19 +19,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxParts = 8;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+using cuda::from_f32;
+using cuda::to_f32;
 
 // i = q * d + m for i < n; 32-bit division when it fits (it nearly always does).
 __device__ __forceinline__ void divmod(int64_t i, int64_t d, bool small, int64_t& q, int64_t& m) {
@@ -117,16 +107,23 @@ __global__ void concat_kernel(Word* whole, int64_t total, int64_t pixels, PartTa
     int64_t p, j;
     divmod(i, c, small, p, j);
     Word* w = whole + p * total + table.offset[q] + j;
-    if (kToWhole) *w = part[i];
-    else part[i] = *w;
+    if (kToWhole)
+      *w = part[i];
+    else
+      part[i] = *w;
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-bool fits32(int64_t n) { return n < (int64_t(1) << 31); }
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+bool fits32(int64_t n) {
+  return n < (int64_t(1) << 31);
+}
 
 int grid_for(Context& ctx, int64_t work) {
-  const int sms = ctx.cuda().props.multiProcessorCount > 0 ? ctx.cuda().props.multiProcessorCount : 80;
+  const int sms =
+      ctx.cuda().props.multiProcessorCount > 0 ? ctx.cuda().props.multiProcessorCount : 80;
   const int64_t want = (work + kThreads - 1) / kThreads, cap = int64_t(sms) * 16;
   return int(want < 1 ? 1 : (want < cap ? want : cap));
 }
@@ -201,9 +198,12 @@ void concat_any(Context& ctx, const Tensor& whole, const std::vector<Tensor>& pa
   bool vec = aligned16(whole.raw()) && (whole.dim(3) * int64_t(es)) % 16 == 0;
   for (const Tensor& t : parts)
     if (t.defined()) vec = vec && aligned16(t.raw()) && (t.dim(3) * int64_t(es)) % 16 == 0;
-  if (vec) launch_concat<int4, kToWhole>(ctx, whole, parts);
-  else if (es == 4) launch_concat<uint32_t, kToWhole>(ctx, whole, parts);
-  else launch_concat<uint16_t, kToWhole>(ctx, whole, parts);
+  if (vec)
+    launch_concat<int4, kToWhole>(ctx, whole, parts);
+  else if (es == 4)
+    launch_concat<uint32_t, kToWhole>(ctx, whole, parts);
+  else
+    launch_concat<uint16_t, kToWhole>(ctx, whole, parts);
 }
 
 }  // namespace
@@ -214,17 +214,26 @@ void upsample_nearest2x_fwd_cuda(Context& ctx, const Tensor& x, const Tensor& y)
   const int64_t row_bytes = x.dim(3) * int64_t(es);
   if (row_bytes % 16 == 0 && aligned16(x.raw()) && aligned16(y.raw()))
     launch_upsample_fwd<int4>(ctx, x, y, row_bytes / 16);
-  else if (es == 4) launch_upsample_fwd<uint32_t>(ctx, x, y, x.dim(3));
-  else launch_upsample_fwd<uint16_t>(ctx, x, y, x.dim(3));
+  else if (es == 4)
+    launch_upsample_fwd<uint32_t>(ctx, x, y, x.dim(3));
+  else
+    launch_upsample_fwd<uint16_t>(ctx, x, y, x.dim(3));
 }
 
 void upsample_nearest2x_bwd_cuda(Context& ctx, const Tensor& dy, const Tensor& dx) {
   if (dx.numel() == 0) return;
   switch (dx.dtype()) {
-    case DType::f32: launch_upsample_bwd<float>(ctx, dy, dx); break;
-    case DType::f16: launch_upsample_bwd<__half>(ctx, dy, dx); break;
-    case DType::bf16: launch_upsample_bwd<__nv_bfloat16>(ctx, dy, dx); break;
-    default: YOLO_FAIL("upsample_nearest2x_bwd cuda: unsupported dtype " << dtype_name(dx.dtype()));
+    case DType::f32:
+      launch_upsample_bwd<float>(ctx, dy, dx);
+      break;
+    case DType::f16:
+      launch_upsample_bwd<__half>(ctx, dy, dx);
+      break;
+    case DType::bf16:
+      launch_upsample_bwd<__nv_bfloat16>(ctx, dy, dx);
+      break;
+    default:
+      YOLO_FAIL("upsample_nearest2x_bwd cuda: unsupported dtype " << dtype_name(dx.dtype()));
   }
 }
 
