@@ -1,10 +1,12 @@
 // CPU batch norm (+ optional SiLU) over the channel axis of NHWC activations: the reference for
-// kernels/cuda/batchnorm_*.cu. x viewed as (M, C) row-major; statistics and all maths in f64.
-// T is float (f32 x and f32 per-channel tensors) or double (f64 x and f64 per-channel tensors).
-// Column sums run over fixed blocks of kRowBlock rows in parallel and are then added block by
+// kernels/cuda/batchnorm_*.cu. x viewed as (M, C) row-major; inner loops run over the contiguous
+// channels so the compiler vectorises them. T is float (f32 x and per-channel tensors) or double.
+// Statistics and parameter-gradient sums are f64 for both; the element maths is in T (Note [BN
+// precision]). Sums run over fixed blocks of kRowBlock rows in parallel and are merged block by
 // block in order, so results do not depend on the number of threads.
 #include "kernels/batchnorm.h"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -12,51 +14,127 @@
 namespace yolo {
 namespace {
 
+// Note [BN precision]
+// Statistics: each block of rows accumulates sums of d = x - K and d^2 in f64, with K the block's
+// first row. K is one of the block's values, so (mean_b - K)^2 <= n_b * var_b and the shifted sum
+// of squares loses at most log2(n_b) bits to cancellation (no catastrophic case, unlike plain
+// sum/sum-of-squares); blocks are merged with Chan's pairwise update. f32 element maths:
+// z = x * scale + shift with scale and shift rounded to f32 once, and sigmoid through exp_f32
+// (Cephes expf, about 1 ulp), so y is within a few f32 ulps of the f64 result. f64 uses std::exp.
+
 constexpr int64_t kRowBlock = 128;
+constexpr int64_t kParallelMin = 1 << 15;  // elements; below this one thread is faster
 
-double sigmoid(double v) {
-  return 1.0 / (1.0 + std::exp(-v));
+// e^v in f32 for |v| <= 87 (e^-87 or e^87 beyond, NaN included), written so that a loop over it
+// vectorises: no calls, and the clamp is an integer select on |v|'s bits (a float compare would
+// keep GCC from if-converting the loop under -ftrapping-math).
+inline float exp_f32(float v) {
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
+  const uint32_t mag = (bits & 0x7fffffffu) > 0x42ae0000u ? 0x42ae0000u : bits & 0x7fffffffu;
+  v = std::bit_cast<float>(mag | (bits & 0x80000000u));  // 0x42ae0000 = 87.0f
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = v * 1.44269504088896341f + magic;
+  const float n = t - magic;
+  float r = v - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const uint32_t e = (std::bit_cast<uint32_t>(t) - 0x4B400000u + 127u) << 23;
+  return p * std::bit_cast<float>(e);
 }
 
-double activate(double z, Activation act) {
-  return act == Activation::silu ? z * sigmoid(z) : z;
+inline float exp_t(float v) { return exp_f32(v); }
+inline double exp_t(double v) { return std::exp(v); }
+
+template <typename T>
+inline T sigmoid(T v) {
+  return T(1) / (T(1) + exp_t(-v));
 }
 
-// d act(z) / dz times dy.
-double activate_grad(double z, double dy, Activation act) {
-  if (act != Activation::silu) return dy;
-  const double s = sigmoid(z);
-  return dy * s * (1.0 + z * (1.0 - s));
+// Row range [begin, end) of block b.
+inline int64_t block_end(int64_t b, int64_t m) {
+  return b * kRowBlock + kRowBlock < m ? b * kRowBlock + kRowBlock : m;
 }
 
-// Per-column sums of `k` quantities over the rows of an (M, C) matrix: add_row(r, acc) adds row
-// r's contributions into acc[j * C + c] (j < k). Returns k * C sums.
-template <typename F>
-std::vector<double> column_sums(int64_t m, int64_t c, int k, F add_row) {
+// Per-channel mean and biased variance of x (M, C) in f64 (Note [BN precision]).
+template <typename T>
+void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::vector<double>& var) {
   const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
-  std::vector<double> partial(size_t(blocks * k * c), 0.0);
-#pragma omp parallel for schedule(static)
+  // Per block: mean_b (c values) then M2_b (c values).
+  std::vector<double> partial(size_t(blocks * 2 * c));
+#pragma omp parallel for schedule(static) if (m * c >= kParallelMin)
   for (int64_t b = 0; b < blocks; ++b) {
-    double* acc = partial.data() + b * k * c;
-    const int64_t end = b * kRowBlock + kRowBlock < m ? b * kRowBlock + kRowBlock : m;
-    for (int64_t r = b * kRowBlock; r < end; ++r) add_row(r, acc);
+    double* __restrict s1 = partial.data() + b * 2 * c;
+    double* __restrict s2 = s1 + c;
+    const T* __restrict k = x + b * kRowBlock * c;
+    const int64_t end = block_end(b, m);
+    for (int64_t j = 0; j < c; ++j) s1[j] = s2[j] = 0.0;
+    for (int64_t r = b * kRowBlock + 1; r < end; ++r) {
+      const T* __restrict xr = x + r * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const double d = double(xr[j]) - double(k[j]);
+        s1[j] += d;
+        s2[j] += d * d;
+      }
+    }
+    const double n = double(end - b * kRowBlock);
+    for (int64_t j = 0; j < c; ++j) {
+      const double shift = s1[j] / n;
+      s2[j] -= s1[j] * shift;  // sum of squared deviations from the block mean
+      s1[j] = double(k[j]) + shift;
+    }
   }
-  std::vector<double> total(size_t(k * c), 0.0);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t j = 0; j < k * c; ++j) total[j] += partial[b * k * c + j];
-  return total;
+  mean.assign(size_t(c), 0.0);
+  std::vector<double> m2(size_t(c), 0.0);
+  double count = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const double* mb = partial.data() + b * 2 * c;
+    const double* m2b = mb + c;
+    const double nb = double(block_end(b, m) - b * kRowBlock), n = count + nb;
+    for (int64_t j = 0; j < c; ++j) {
+      const double delta = mb[j] - mean[j];
+      mean[j] += delta * (nb / n);
+      m2[j] += m2b[j] + delta * delta * (count * nb / n);
+    }
+    count = n;
+  }
+  var.resize(size_t(c));
+  for (int64_t j = 0; j < c; ++j) var[j] = m2[j] / double(m);
 }
 
-// y[r, c] = act(gamma[c] * (x[r, c] - mean[c]) * invstd[c] + beta[c]).
+// y[r, j] = act(x[r, j] * scale[j] + shift[j]), with scale = gamma * invstd and
+// shift = beta - mean * scale rounded to T once.
 template <typename T>
 void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta,
            const std::vector<double>& mean, const std::vector<double>& invstd, Activation act) {
-#pragma omp parallel for schedule(static)
+  std::vector<T> scale_v(static_cast<size_t>(c)), shift_v(static_cast<size_t>(c));
+  for (int64_t j = 0; j < c; ++j) {
+    const double s = double(gamma[j]) * invstd[j];
+    scale_v[j] = T(s);
+    shift_v[j] = T(double(beta[j]) - mean[j] * s);
+  }
+  const T* __restrict scale = scale_v.data();
+  const T* __restrict shift = shift_v.data();
+  const bool silu = act == Activation::silu;
+#pragma omp parallel for schedule(static) if (m * c >= kParallelMin)
   for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < c; ++j) {
-      const double z =
-          double(gamma[j]) * (double(x[r * c + j]) - mean[j]) * invstd[j] + double(beta[j]);
-      y[r * c + j] = T(activate(z, act));
+    const T* xr = x + r * c;
+    T* yr = y + r * c;
+    if (silu) {
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const T z = xr[j] * scale[j] + shift[j];
+        yr[j] = z * sigmoid(z);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * scale[j] + shift[j];
     }
   }
 }
@@ -68,26 +146,16 @@ void fwd_train(const Tensor& xt, const Tensor& gamma, const Tensor& beta,
                Activation act) {
   const int64_t c = xt.dim(-1), m = xt.numel() / c;
   const T* x = xt.data<T>();
-  // Two passes: the mean, then the sum of squared deviations (exact even when |mean| >> std).
-  std::vector<double> mean = column_sums(m, c, 1, [&](int64_t r, double* acc) {
-    for (int64_t j = 0; j < c; ++j) acc[j] += double(x[r * c + j]);
-  });
-  for (double& v : mean) v /= double(m);
-  const std::vector<double> sq = column_sums(m, c, 1, [&](int64_t r, double* acc) {
-    for (int64_t j = 0; j < c; ++j) {
-      const double d = double(x[r * c + j]) - mean[j];
-      acc[j] += d * d;
-    }
-  });
+  std::vector<double> mean, var;
+  moments(x, m, c, mean, var);
   std::vector<double> invstd(static_cast<size_t>(c));
   T* rm = running_mean.data<T>();
   T* rv = running_var.data<T>();
   for (int64_t j = 0; j < c; ++j) {
-    const double var = sq[j] / double(m);  // biased: used to normalise
-    invstd[j] = 1.0 / std::sqrt(var + eps);
+    invstd[j] = 1.0 / std::sqrt(var[j] + eps);  // biased variance normalises
     save_mean.data<T>()[j] = T(mean[j]);
     save_invstd.data<T>()[j] = T(invstd[j]);
-    const double unbiased = sq[j] / double(m - 1);
+    const double unbiased = var[j] * double(m) / double(m - 1);
     rm[j] = T((1.0 - momentum) * double(rm[j]) + momentum * mean[j]);
     rv[j] = T((1.0 - momentum) * double(rv[j]) + momentum * unbiased);
   }
@@ -106,6 +174,30 @@ void fwd_eval(const Tensor& xt, const Tensor& gamma, const Tensor& beta, const T
   apply(xt.data<T>(), yt.data<T>(), m, c, gamma.data<T>(), beta.data<T>(), mean, invstd, act);
 }
 
+// dz = d act(z) / dz * dy for one row, with x_hat = (x - mean) * invstd and z = gamma x_hat + beta;
+// writes dz and x_hat into the row buffers.
+template <typename T>
+inline void row_dz(const T* __restrict xr, const T* __restrict dyr, const T* __restrict mean,
+                   const T* __restrict invstd, const T* __restrict gamma, const T* __restrict beta,
+                   int64_t c, bool silu, T* __restrict dz, T* __restrict xhat) {
+  if (silu) {
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) {
+      const T h = (xr[j] - mean[j]) * invstd[j];
+      const T z = gamma[j] * h + beta[j];
+      const T s = sigmoid(z);
+      xhat[j] = h;
+      dz[j] = dyr[j] * s * (T(1) + z * (T(1) - s));
+    }
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) {
+      xhat[j] = (xr[j] - mean[j]) * invstd[j];
+      dz[j] = dyr[j];
+    }
+  }
+}
+
 template <typename T>
 void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tensor& beta_t,
          const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dxt,
@@ -114,43 +206,81 @@ void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tenso
   const T* x = xt.data<T>();
   const T* dy = dyt.data<T>();
   T* dx = dxt.data<T>();
-  const size_t n = static_cast<size_t>(c);
-  std::vector<double> mean(n), invstd(n), gamma(n), beta(n);
-  for (int64_t j = 0; j < c; ++j) {
-    mean[j] = double(save_mean.data<T>()[j]);
-    invstd[j] = double(save_invstd.data<T>()[j]);
-    gamma[j] = double(gamma_t.data<T>()[j]);
-    beta[j] = double(beta_t.data<T>()[j]);
-  }
-  // dz at (r, j), with the pre-activation z recomputed from x for SiLU.
-  auto dz_at = [&](int64_t i, int64_t j, double xhat) {
-    return activate_grad(gamma[j] * xhat + beta[j], double(dy[i]), act);
-  };
-  // sums[j] = sum_r dz = dbeta; sums[c + j] = sum_r dz * x_hat = dgamma.
-  const std::vector<double> sums = column_sums(m, c, 2, [&](int64_t r, double* acc) {
-    for (int64_t j = 0; j < c; ++j) {
-      const int64_t i = r * c + j;
-      const double xhat = (double(x[i]) - mean[j]) * invstd[j];
-      const double dz = dz_at(i, j, xhat);
-      acc[j] += dz;
-      acc[c + j] += dz * xhat;
+  const T* mean = save_mean.data<T>();
+  const T* invstd = save_invstd.data<T>();
+  const T* gamma = gamma_t.data<T>();
+  const T* beta = beta_t.data<T>();
+  const bool silu = act == Activation::silu;
+  // With SiLU, the first pass parks dz in dx for the second, unless dx is x's memory.
+  const bool park = silu && dxt.raw() != xt.raw();
+  const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
+  // Per block: sum dz (= dbeta) then sum dz * x_hat (= dgamma), c values each.
+  std::vector<double> partial(size_t(blocks * 2 * c));
+  const bool parallel = m * c >= kParallelMin;
+#pragma omp parallel if (parallel)
+  {
+    std::vector<T> dz_row(static_cast<size_t>(c)), xhat_row(static_cast<size_t>(c));
+    T* __restrict dz = dz_row.data();
+    T* __restrict xhat = xhat_row.data();
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      double* __restrict sb = partial.data() + b * 2 * c;
+      double* __restrict sg = sb + c;
+      for (int64_t j = 0; j < c; ++j) sb[j] = sg[j] = 0.0;
+      for (int64_t r = b * kRowBlock; r < block_end(b, m); ++r) {
+        row_dz(x + r * c, dy + r * c, mean, invstd, gamma, beta, c, silu, dz, xhat);
+        if (park) {
+          T* __restrict dxr = dx + r * c;
+#pragma omp simd
+          for (int64_t j = 0; j < c; ++j) dxr[j] = dz[j];
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < c; ++j) {
+          sb[j] += double(dz[j]);
+          sg[j] += double(dz[j]) * double(xhat[j]);
+        }
+      }
     }
-  });
+  }
+  std::vector<double> sums(size_t(2 * c), 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t j = 0; j < 2 * c; ++j) sums[j] += partial[b * 2 * c + j];
   T* dgamma = dgamma_t.data<T>();
   T* dbeta = dbeta_t.data<T>();
+  // dx = gamma * invstd * (dz - dbeta / M - x_hat * dgamma / M).
+  std::vector<T> k_v(static_cast<size_t>(c)), a_v(static_cast<size_t>(c)), b_v(static_cast<size_t>(c));
+  const double inv_m = 1.0 / double(m);
   for (int64_t j = 0; j < c; ++j) {
     dbeta[j] = T(accumulate_params ? double(dbeta[j]) + sums[j] : sums[j]);
     dgamma[j] = T(accumulate_params ? double(dgamma[j]) + sums[c + j] : sums[c + j]);
+    k_v[j] = T(double(gamma[j]) * double(invstd[j]));
+    a_v[j] = T(sums[j] * inv_m);
+    b_v[j] = T(sums[c + j] * inv_m);
   }
-  // dx = gamma * invstd / M * (M * dz - dbeta - x_hat * dgamma).
-  const double inv_m = 1.0 / double(m);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < c; ++j) {
-      const int64_t i = r * c + j;
-      const double xhat = (double(x[i]) - mean[j]) * invstd[j];
-      const double dz = dz_at(i, j, xhat);
-      dx[i] = T(gamma[j] * invstd[j] * (dz - inv_m * sums[j] - xhat * inv_m * sums[c + j]));
+  const T* __restrict kk = k_v.data();
+  const T* __restrict ka = a_v.data();
+  const T* __restrict kb = b_v.data();
+#pragma omp parallel if (parallel)
+  {
+    std::vector<T> dz_row(static_cast<size_t>(c)), xhat_row(static_cast<size_t>(c));
+    T* __restrict dz = dz_row.data();
+    T* __restrict xhat = xhat_row.data();
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      const T* xr = x + r * c;
+      T* dxr = dx + r * c;
+      if (park || !silu) {
+        const T* dzr = park ? dxr : dy + r * c;
+#pragma omp simd
+        for (int64_t j = 0; j < c; ++j) {
+          const T h = (xr[j] - mean[j]) * invstd[j];
+          dxr[j] = kk[j] * (dzr[j] - ka[j] - h * kb[j]);
+        }
+      } else {
+        row_dz(xr, dy + r * c, mean, invstd, gamma, beta, c, silu, dz, xhat);
+#pragma omp simd
+        for (int64_t j = 0; j < c; ++j) dxr[j] = kk[j] * (dz[j] - ka[j] - xhat[j] * kb[j]);
+      }
     }
   }
 }
