@@ -1,0 +1,241 @@
+// The model builder and Model: parse_model semantics on the ten standard yamls (parameter counts,
+// module counts and GFLOPs against tests/fixtures/param_counts.json from the reference package),
+// state_dict names, strict-loading and yaml error messages, fusing, and CUDA against the CPU.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/elementwise.h"
+#include "tests/harness.h"
+#include "yolo/model.h"
+
+using namespace yolo;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr test::Tol kFusedVsUnfused{2e-3, 1e-3};  // BN folded into f32 weights, eval decode in pixels
+constexpr test::Tol kCudaForward{1e-3, 1e-3};     // cuDNN vs OpenBLAS summation order, f32
+constexpr test::Tol kCudaGrad{1e-3, 5e-3};
+constexpr test::Tol kExactCopy{1e-30, 0};          // a copy through OHWI and back
+constexpr test::Tol kHalfForward{0.5, 2e-2};      // f16 weights/activations; boxes in pixels at 64 px
+
+fs::path repo() { return fs::path(__FILE__).parent_path().parent_path(); }
+ModelConfig config(const std::string& name) { return load_model_config((repo() / "configs" / (name + ".yaml")).string()); }
+ModelConfig tiny_config() { return load_model_config((repo() / "tests" / "fixtures" / "yolov5-tiny.yaml").string()); }
+
+Tensor image(const Context& ctx, int64_t n, int64_t hw, uint64_t salt) {
+  return ctx.to_device(test::random({n, hw, hw, 3}, DType::f32, test::seed(salt), 0.0, 1.0));
+}
+
+}  // namespace
+
+TEST_CASE("model sizes match the reference for the ten standard yamls", "[model]") {
+  std::ifstream in(repo() / "tests" / "fixtures" / "param_counts.json");
+  REQUIRE(in.good());
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  Context ctx;
+  for (const char* name : {"yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x", "yolov5n6",
+                           "yolov5s6", "yolov5m6", "yolov5l6", "yolov5x6"}) {
+    INFO(name);
+    const auto& r = ref.at(name);
+    Model m(config(name), ctx);
+    CHECK(m.num_parameters() == r.at("params").get<int64_t>());
+    CHECK(m.num_modules() == r.at("layers").get<int64_t>());
+    CHECK(m.gflops(640) == Approx(r.at("gflops_exact").get<double>()).epsilon(1e-5));
+    if (std::string(name) == "yolov5n") {
+      auto f = m.fused();
+      CHECK(f->num_parameters() == r.at("fused").get<int64_t>());
+      CHECK(f->num_modules() == r.at("fused_layers").get<int64_t>());
+      CHECK(f->gflops(640) == Approx(r.at("fused_gflops_exact").get<double>()).epsilon(1e-5));
+    }
+  }
+}
+
+TEST_CASE("model yolov5n builds the reference's layers, strides and anchors", "[model]") {
+  Context ctx;
+  Model m(config("yolov5n"), ctx);
+  REQUIRE(m.layers().size() == 25);
+  CHECK(m.save() == std::vector<int>{4, 6, 10, 14, 17, 20, 23});
+  CHECK(m.layers()[0].args == "[3, 16, 6, 2, 2]");
+  CHECK(m.layers()[0].params == 1760);
+  CHECK(m.layers()[6].args == "[128, 128, 3]");
+  CHECK(m.layers()[6].params == 156928);
+  CHECK(m.layers()[11].args == "[None, 2, 'nearest']");
+  CHECK(m.layers()[11].type == "torch.nn.modules.upsampling.Upsample");
+  CHECK(m.layers()[13].args == "[256, 128, 1, False]");
+  CHECK(m.layers()[24].params == 115005);
+  CHECK(m.layers()[24].args ==
+        "[80, [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]], [64, 128, 256]]");
+  CHECK(m.strides() == std::vector<double>{8, 16, 32});
+  const std::vector<float> a = m.detect()->anchors_grid();
+  CHECK(a[0] == 1.25f);
+  CHECK(a[1] == 1.625f);
+  CHECK(a[17] == 10.1875f);
+}
+
+TEST_CASE("model yolov5n state_dict has the reference's names and shapes", "[model]") {
+  Context ctx;
+  Model m(config("yolov5n"), ctx);
+  const auto sd = m.state_dict();
+  CHECK(sd.size() == 349);
+  CHECK(m.params().entries().size() == 177);
+  const std::map<std::string, Shape> expect = {
+      {"model.0.conv.weight", {16, 3, 6, 6}},        {"model.2.cv1.conv.weight", {16, 32, 1, 1}},
+      {"model.2.m.0.cv2.conv.weight", {16, 16, 3, 3}}, {"model.9.cv2.conv.weight", {256, 512, 1, 1}},
+      {"model.24.m.0.weight", {255, 64, 1, 1}},      {"model.24.m.1.weight", {255, 128, 1, 1}},
+      {"model.24.m.2.weight", {255, 256, 1, 1}},     {"model.24.m.2.bias", {255}},
+      {"model.24.anchors", {3, 3, 2}},               {"model.0.bn.num_batches_tracked", {}},
+      {"model.23.cv3.bn.running_var", {256}}};
+  for (const auto& [name, shape] : expect) {
+    INFO(name);
+    REQUIRE(sd.count(name) == 1);
+    CHECK(sd.at(name).shape() == shape);
+  }
+  CHECK(sd.at("model.0.bn.num_batches_tracked").dtype() == DType::i64);
+  CHECK(sd.at("model.0.bn.num_batches_tracked").data<int64_t>()[0] == 1);
+  CHECK(sd.at("model.5.bn.running_var").data<float>()[3] == 0.9f);
+  // Detect bias prior on top of U(+-1/sqrt(64)): objectness of level 0 near log(8 / 80^2).
+  const float obj = sd.at("model.24.m.0.bias").data<float>()[4];
+  CHECK(obj > -6.6846f - 0.126f);
+  CHECK(obj < -6.6846f + 0.126f);
+  // Round trip through load_state_dict (OIHW -> OHWI -> OIHW).
+  Model m2(config("yolov5n"), ctx, {0, 0, 7, false});
+  m2.load_state_dict(sd, true);
+  const auto sd2 = m2.state_dict();
+  for (const char* k : {"model.0.conv.weight", "model.24.m.2.weight", "model.13.m.0.cv2.conv.weight"}) {
+    test::require_close(sd2.at(k), sd.at(k), kExactCopy, k);
+  }
+}
+
+TEST_CASE("model strict loading lists every mismatch and names the checkpoint's nc", "[model]") {
+  Context ctx;
+  Model m80(config("yolov5n"), ctx);
+  ModelOptions o;
+  o.nc = 3;
+  Model m3(config("yolov5n"), ctx, o);
+  auto sd = m80.state_dict();
+  try {
+    m3.load_state_dict(sd, true);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Catch::Contains("weights do not fit this model: 6 shape mismatches ("));
+    CHECK_THAT(msg, Catch::Contains("model.24.m.0.weight: checkpoint (255, 64, 1, 1) vs model (24, 64, 1, 1)"));
+    CHECK_THAT(msg, Catch::Contains("model.24.m.2.bias: checkpoint (255) vs model (24)"));
+    CHECK_THAT(msg, Catch::Contains("the checkpoint was trained with nc=80; build the model with the same nc, "
+                                    "or load with strict=false to skip them"));
+  }
+  sd.erase("model.0.conv.weight");
+  sd["extra.thing"] = Tensor::zeros_cpu({2});
+  const nn::StateDictReport r = m3.load_state_dict(sd, false);
+  CHECK(r.mismatched.size() == 6);
+  CHECK(r.missing == std::vector<std::string>{"model.0.conv.weight"});
+  CHECK(r.unexpected == std::vector<std::string>{"extra.thing"});
+}
+
+TEST_CASE("model yaml errors name the file, the row and what is valid", "[model]") {
+  const std::string base = config("yolov5n").yaml_text;
+  Context ctx;
+  auto build = [&](const std::string& text) { Model m(parse_model_config(text, "bad.yaml"), ctx); };
+  std::string typo = base;
+  typo.replace(typo.find("[-1, 9, C3, [512]]"), 18, "[-1, 9, C4, [512]]");
+  REQUIRE_THROWS_WITH(build(typo), Catch::Contains("bad.yaml: row 6: unknown module 'C4' (known: Bottleneck, "
+                                                   "BottleneckCSP, C3, Concat, Conv, DWConv, Detect, Focus, SPP, "
+                                                   "SPPF, Upsample, nn.Upsample)"));
+  std::string from = base;
+  from.replace(from.find("[[-1, 6], 1, Concat, [1]]"), 25, "[[-1, 30], 1, Concat, [1]]");
+  REQUIRE_THROWS_WITH(build(from), Catch::Contains("bad.yaml: row 12: `from` index 30 is out of range (row 12 can "
+                                                   "use earlier layers 0..11 or -12..-1)"));
+  std::string missing = base;
+  missing.replace(missing.find("depth_multiple"), 14, "depth_multiplx");
+  REQUIRE_THROWS_WITH(build(missing), Catch::Contains("bad.yaml: missing key 'depth_multiple' (a model yaml needs "
+                                                      "nc, depth_multiple, width_multiple, anchors, backbone, head)"));
+  std::string row = base;
+  row.replace(row.find("[-1, 1, Conv, [128, 3, 2]]"), 26, "[-1, 1, Conv]");
+  REQUIRE_THROWS_WITH(build(row), Catch::Contains("bad.yaml: row 1 must be [from, number, module, args]"));
+}
+
+TEST_CASE("model nc and anchor-count overrides", "[model]") {
+  Context ctx;
+  ModelOptions o;
+  o.nc = 3;
+  o.anchors = 4;
+  Model m(tiny_config(), ctx, o);
+  CHECK(m.detect()->nc() == 3);
+  CHECK(m.detect()->na() == 4);
+  CHECK(m.state_dict().at("model.24.m.0.weight").shape() == Shape{32, 32, 1, 1});
+  CHECK(m.layers()[24].args.rfind("[3, [[0, 1, 2, 3, 4, 5, 6, 7], ", 0) == 0);
+}
+
+TEST_CASE("model fused and unfused eval outputs agree", "[model]") {
+  Context ctx;
+  Model m(tiny_config(), ctx, {0, 0, 3, false});
+  // Non-trivial BN statistics: one training forward moves the running stats.
+  Tensor x = image(ctx, 2, 64, 1);
+  {
+    Tape tape(ctx);
+    NoGradGuard ng(tape);
+    m.forward(tape, Var::constant(image(ctx, 2, 64, 2)));
+  }
+  m.eval();
+  auto f = m.fused();
+  CHECK(f->state_dict().count("model.0.conv.bias") == 1);
+  CHECK(f->state_dict().count("model.0.bn.weight") == 0);
+  Tape tape(ctx);
+  NoGradGuard ng(tape);
+  ModelOutput a = m.forward(tape, Var::constant(x));
+  ModelOutput b = f->forward(tape, Var::constant(x));
+  REQUIRE(a.decoded.shape() == Shape{2, 3 * (64 + 16 + 4), 8});
+  test::require_close(b.decoded, a.decoded, kFusedVsUnfused, "fused vs unfused decoded");
+}
+
+TEST_CASE("model forward and backward cuda matches cpu", "[model][cuda]") {
+  auto cuda = test::cuda_or_skip();
+  if (!cuda) return;
+  Context cpu;
+  Model mc(tiny_config(), cpu, {0, 0, 5, false});
+  Model mg(tiny_config(), *cuda, {0, 0, 5, false});
+  mg.load_state_dict(mc.state_dict(), true);
+  Tensor x = test::random({2, 64, 64, 3}, DType::f32, test::seed(11), 0.0, 1.0);
+  std::vector<Tensor> coef;
+  for (int l = 0; l < 3; ++l) {
+    const int64_t s = 64 >> (3 + l);
+    coef.push_back(test::random({2, s, s, 24}, DType::f32, test::seed(20 + l)));
+  }
+  auto run = [&](Model& m, Context& ctx) {
+    Tape tape(ctx);
+    ModelOutput out = m.forward(tape, Var::constant(ctx.to_device(x)));
+    Var loss;
+    for (int l = 0; l < 3; ++l) {
+      Var term = ag::sum(tape, ag::mul(tape, out.levels[size_t(l)], Var::constant(ctx.to_device(coef[size_t(l)]))));
+      loss = l == 0 ? term : ag::add(tape, loss, term);
+    }
+    ctx.zero_(m.params().flat_grads());
+    tape.backward(loss);
+    std::vector<Tensor> res;
+    for (const Var& v : out.levels) res.push_back(test::host(ctx, v.value()));
+    res.push_back(test::host(ctx, m.params().flat_grads()));
+    return res;
+  };
+  auto rc = run(mc, cpu);
+  auto rg = run(mg, *cuda);
+  for (int l = 0; l < 3; ++l) test::require_close(rg[size_t(l)], rc[size_t(l)], kCudaForward, "level output");
+  test::require_close(rg[3], rc[3], kCudaGrad, "flat parameter gradient");
+  const auto bc = mc.state_dict(), bg = mg.state_dict();
+  test::require_close(bg.at("model.23.cv3.bn.running_var"), bc.at("model.23.cv3.bn.running_var"), kCudaForward,
+                      "running_var after a training forward");
+
+  // Half precision eval forward: f16 input and conv weights, decoded f32 boxes.
+  mc.eval();
+  mg.eval();
+  mg.set_compute_dtype(DType::f16);
+  Tape tc(cpu), tg(*cuda);
+  NoGradGuard n1(tc), n2(tg);
+  Tensor ref = mc.forward(tc, Var::constant(x)).decoded;
+  Tensor xh = cuda->empty(x.shape(), DType::f16);
+  cast(*cuda, cuda->to_device(x), xh);
+  Tensor got = test::host(*cuda, mg.forward(tg, Var::constant(xh)).decoded);
+  test::require_close(got, ref, kHalfForward, "f16 decoded vs f32 cpu");
+}
