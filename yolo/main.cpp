@@ -1,10 +1,11 @@
-// The `yolo` command line. For now: `yolo version`, `yolo devices`, `yolo selfcheck`.
-// Later: train, val, detect, export, info, dataset (see DESIGN.md).
+// The `yolo` command line: `yolo version`, `yolo devices`, `yolo selfcheck`, `yolo info`.
+// Later: train, val, detect, export, dataset (see DESIGN.md).
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "core/context.h"
+#include "yolo/info.h"
 #include "yolo/selfcheck.h"
 
 namespace {
@@ -14,7 +15,9 @@ void print_usage() {
       "usage: yolo <command> [options]\n"
       "  version     print the yolocore version and build\n"
       "  devices     list the devices this build can use\n"
-      "  selfcheck   run every kernel on each device against the CPU reference\n");
+      "  selfcheck   run every kernel on each device against the CPU reference\n"
+      "  info CFG [--weights W] [--img 640] [--fuse]\n"
+      "              print a model yaml's layer table and size summary\n");
 }
 
 int print_devices() {
@@ -24,6 +27,38 @@ int print_devices() {
     std::printf("cuda: none (%s)\n", yolo::cuda_unavailable_reason().c_str());
   }
   for (int i = 0; i < n; ++i) std::printf("cuda:%d: available\n", i);
+  return 0;
+}
+
+// yolo info CFG [--weights W] [--img 640] [--fuse]
+int run_info(int argc, char** argv) {
+  std::string cfg, weights;
+  int64_t img = 640;
+  bool fuse = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--weights" && i + 1 < argc) {
+      weights = argv[++i];
+    } else if (a == "--img" && i + 1 < argc) {
+      img = std::stoll(argv[++i]);
+    } else if (a == "--fuse") {
+      fuse = true;
+    } else if (cfg.empty() && a.rfind("--", 0) != 0) {
+      cfg = a;
+    } else {
+      YOLO_FAIL("info: unexpected argument '" << a << "' (usage: yolo info CFG [--weights W] [--img 640] [--fuse])");
+    }
+  }
+  YOLO_CHECK(!cfg.empty(), "info: give a model yaml, e.g. yolo info configs/yolov5n.yaml");
+  yolo::Context ctx;
+  yolo::Model model(yolo::load_model_config(cfg), ctx);
+  if (!weights.empty()) model.load_weights(weights, true);
+  std::printf("%s\n", yolo::model_layer_table(model).c_str());
+  if (fuse) {
+    std::printf("%s\n", yolo::model_summary(*model.fused(), img).c_str());
+  } else {
+    std::printf("%s\n", yolo::model_summary(model, img).c_str());
+  }
   return 0;
 }
 
@@ -39,6 +74,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "devices") return print_devices();
     if (cmd == "selfcheck") return yolo::run_selfcheck(stdout) ? 0 : 1;
+    if (cmd == "info") return run_info(argc, argv);
     if (cmd == "" || cmd == "help" || cmd == "--help" || cmd == "-h") {
       print_usage();
       return cmd.empty() ? 2 : 0;
