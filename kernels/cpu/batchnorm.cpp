@@ -19,8 +19,12 @@ namespace {
 // first row. K is one of the block's values, so (mean_b - K)^2 <= n_b * var_b and the shifted sum
 // of squares loses at most log2(n_b) bits to cancellation (no catastrophic case, unlike plain
 // sum/sum-of-squares); blocks are merged with Chan's pairwise update. f32 element maths:
-// z = x * scale + shift with scale and shift rounded to f32 once, and sigmoid through exp_f32
-// (Cephes expf, about 1 ulp), so y is within a few f32 ulps of the f64 result. f64 uses std::exp.
+// z = (x - mean_hi) * scale + shift, with mean_hi = f32(mean), scale = f32(gamma * invstd) and
+// shift = f32(beta - (mean - mean_hi) * scale): x - mean_hi is exact near the mean (Sterbenz), so
+// z's error stays a few ulps of |z - beta| + |beta| even when invstd is large (few rows, tiny
+// variance), where x * scale - mean * scale would cancel catastrophically. Sigmoid goes through
+// exp_f32 (Cephes expf, about 1 ulp), so y is within a few f32 ulps of the f64 result; f64 uses
+// the same formulas with std::exp.
 
 constexpr int64_t kRowBlock = 128;
 constexpr int64_t kParallelMin = 1 << 15;  // elements; below this one thread is faster
@@ -108,17 +112,19 @@ void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::v
   for (int64_t j = 0; j < c; ++j) var[j] = m2[j] / double(m);
 }
 
-// y[r, j] = act(x[r, j] * scale[j] + shift[j]), with scale = gamma * invstd and
-// shift = beta - mean * scale rounded to T once.
+// y[r, j] = act((x[r, j] - mean_hi[j]) * scale[j] + shift[j]) (Note [BN precision]).
 template <typename T>
 void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta,
            const std::vector<double>& mean, const std::vector<double>& invstd, Activation act) {
-  std::vector<T> scale_v(static_cast<size_t>(c)), shift_v(static_cast<size_t>(c));
+  std::vector<T> hi_v(static_cast<size_t>(c)), scale_v(static_cast<size_t>(c)),
+      shift_v(static_cast<size_t>(c));
   for (int64_t j = 0; j < c; ++j) {
     const double s = double(gamma[j]) * invstd[j];
+    hi_v[j] = T(mean[j]);
     scale_v[j] = T(s);
-    shift_v[j] = T(double(beta[j]) - mean[j] * s);
+    shift_v[j] = T(double(beta[j]) - (mean[j] - double(hi_v[j])) * s);
   }
+  const T* __restrict mean_hi = hi_v.data();
   const T* __restrict scale = scale_v.data();
   const T* __restrict shift = shift_v.data();
   const bool silu = act == Activation::silu;
@@ -129,12 +135,12 @@ void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta
     if (silu) {
 #pragma omp simd
       for (int64_t j = 0; j < c; ++j) {
-        const T z = xr[j] * scale[j] + shift[j];
+        const T z = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
         yr[j] = z * sigmoid(z);
       }
     } else {
 #pragma omp simd
-      for (int64_t j = 0; j < c; ++j) yr[j] = xr[j] * scale[j] + shift[j];
+      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
     }
   }
 }
