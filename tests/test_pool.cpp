@@ -272,6 +272,76 @@ TEST_CASE("sppf backward equals the maxpool_bwd cascade and matches finite diffe
   }
 }
 
+// PyTorch's scan with NaN: take v when v > best or v is NaN, so the last NaN of the window wins.
+// Returns the chosen pixel index of every output element.
+std::vector<int64_t> reference_argmax_nan(const std::vector<double>& x, Dims d, int k) {
+  const int64_t r = k / 2;
+  std::vector<int64_t> arg(x.size());
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t h = 0; h < d.H; ++h)
+      for (int64_t w = 0; w < d.W; ++w)
+        for (int64_t c = 0; c < d.C; ++c) {
+          double best = -INFINITY;
+          int64_t at = -1;
+          for (int64_t hh = std::max<int64_t>(h - r, 0); hh <= std::min(h + r, d.H - 1); ++hh)
+            for (int64_t ww = std::max<int64_t>(w - r, 0); ww <= std::min(w + r, d.W - 1); ++ww) {
+              const int64_t p = (n * d.H + hh) * d.W + ww;
+              const double v = x[p * d.C + c];
+              if (at < 0 || v > best || std::isnan(v)) {
+                best = v;
+                at = p;
+              }
+            }
+          arg[((n * d.H + h) * d.W + w) * d.C + c] = at;
+        }
+  return arg;
+}
+
+TEST_CASE("maxpool picks the row-major scan's element with NaN, signed-zero ties and many channels",
+          "[pool]") {
+  Context ctx;
+  uint64_t salt = 1500;
+  for (const Shape& shape : {Shape{1, 9, 11, 70}, Shape{2, 6, 5, 131}}) {
+    for (int k : {3, 5}) {
+      for (DType dtype : {DType::f32, DType::f64}) {
+        // Values in {-1, -0, +0, 1, NaN}: many ties, zeros of both signs, scattered NaNs.
+        Tensor x = test::random(shape, DType::f64, test::seed(++salt));
+        std::vector<double> v = x.to_double_vector();
+        for (double& e : v) {
+          const int q = int(std::floor((e + 1.0) * 10.0));  // 0 .. 19
+          e = q == 0 ? NAN : q < 5 ? -1.0 : q < 10 ? -0.0 : q < 15 ? 0.0 : 1.0;
+        }
+        x = dtype == DType::f64 ? like(x, v) : test::to_f32(like(x, v));
+        const Dims d = dims(x);
+        const std::vector<int64_t> arg = reference_argmax_nan(v, d, k);
+        const Tensor y = ctx.empty(shape, dtype);
+        maxpool_fwd(ctx, x, y, k);
+        const std::vector<double> got = y.to_double_vector();
+        int64_t wrong = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          const double want = v[arg[i] * d.C + int64_t(i) % d.C];
+          const bool same = std::isnan(want) ? std::isnan(got[i])
+                                             : got[i] == want && std::signbit(got[i]) == std::signbit(want);
+          wrong += same ? 0 : 1;
+        }
+        const std::string what = "maxpool " + std::string(dtype_name(dtype)) + " " +
+                                 shape_str(shape) + " k=" + std::to_string(k);
+        INFO(what << " forward");
+        REQUIRE(wrong == 0);
+        // Backward routes dy by the same choice; dy is small integers so f32 sums are exact.
+        std::vector<double> g = test::random(shape, DType::f64, test::seed(++salt)).to_double_vector();
+        for (double& e : g) e = std::floor(e * 8.0);
+        const Tensor dy = dtype == DType::f64 ? like(x, g) : test::to_f32(like(x, g));
+        const Tensor dx = ctx.empty(shape, dtype);
+        maxpool_bwd(ctx, x, dy, dx, k);
+        std::vector<double> want(g.size(), 0.0);
+        for (size_t i = 0; i < g.size(); ++i) want[arg[i] * d.C + int64_t(i) % d.C] += g[i];
+        test::require_close(dx, like(x, want), kPoolExact, what + " backward");
+      }
+    }
+  }
+}
+
 TEST_CASE("maxpool and sppf reject bad shapes naming both", "[pool]") {
   Context ctx;
   const Tensor x = ctx.zeros({2, 8, 8, 3}, DType::f32);
