@@ -245,24 +245,39 @@ TEST_CASE("model forward and backward cuda matches cpu", "[model][cuda]") {
 namespace {
 
 constexpr test::Tol kParityForward{1e-5, 1e-5};  // eval boxes, element-wise, vs the reference's f32 run
-// Training outputs: normwise per level, max|got - ref| / max|ref|. Gradients: normwise over all
-// parameters together (max|dg| over every parameter / max|g| over every parameter) and for the
-// input. The BN batch statistics and their backward sums run in another order (and in f64 on our
-// CPU) than PyTorch's f32 CPU kernels, which moves single small elements by ~1e-5 absolute; per
-// tensor, early-layer weight gradients differ by up to ~3e-4 normwise (printed, not asserted).
+// Training outputs per level, the input gradient and all parameter gradients together: relative
+// L2 error (Note [Parity norm]).
 constexpr double kParityTrainNorm = 1e-5;
 constexpr double kParityGradNorm = 1e-4;
 
-double norm_rel(const Tensor& got, const Tensor& ref) {
-  REQUIRE(got.shape() == ref.shape());
-  const std::vector<double> a = test::to_f64(got).to_double_vector(), b = test::to_f64(ref).to_double_vector();
-  double d = 0.0, r = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    REQUIRE(std::isfinite(a[i]));
-    d = std::max(d, std::abs(a[i] - b[i]));
-    r = std::max(r, std::abs(b[i]));
+// Note [Parity norm]
+// Outputs and gradients are compared by the relative L2 error ||got - ref||_2 / ||ref||_2 (for the
+// parameter gradients, over all parameters together). A max-norm bound is the wrong yardstick for
+// an f32 run against these fixtures: the reference's own f32 run differs from its f64 run by a
+// max|diff| / max|ref| of 1.7e-4 in the tiny model's parameter gradients (ours: 1.2e-4), error
+// concentrated in a few small elements. The max-norm figures are printed as well.
+struct ErrorSums {
+  double diff2 = 0, ref2 = 0, max_diff = 0, max_ref = 0;
+  void add(const Tensor& got, const Tensor& ref) {
+    REQUIRE(got.shape() == ref.shape());
+    const std::vector<double> a = got.to_double_vector(), b = ref.to_double_vector();
+    for (size_t i = 0; i < a.size(); ++i) {
+      REQUIRE(std::isfinite(a[i]));
+      const double d = a[i] - b[i];
+      diff2 += d * d;
+      ref2 += b[i] * b[i];
+      max_diff = std::max(max_diff, std::abs(d));
+      max_ref = std::max(max_ref, std::abs(b[i]));
+    }
   }
-  return r > 0 ? d / r : d;
+  double rel_l2() const { return ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2); }
+  double rel_max() const { return max_ref > 0 ? max_diff / max_ref : max_diff; }
+};
+
+double norm_rel(const Tensor& got, const Tensor& ref) {
+  ErrorSums e;
+  e.add(got, ref);
+  return e.rel_l2();
 }
 
 // (N, C, H, W) <-> (N, H, W, C), and the level layouts (N, ny, nx, na, no) <-> (N, na, ny, nx, no).
@@ -333,26 +348,21 @@ void run_parity(const std::string& file) {
   tape.backward(loss);
   worst_grad = norm_rel(nhwc_to_nchw(input.grad()), f.tensors.at("grad.input"));
   CHECK(worst_grad <= kParityGradNorm);
-  double max_diff = 0.0, max_ref = 0.0, worst_tensor = 0.0;
+  ErrorSums all;
+  double worst_tensor = 0.0;
   for (const auto& e : m.params().entries()) {
     Tensor g = m.params().grad(e.name);
     if (e.shape.size() == 4) g = nn::ohwi_to_oihw(g);
     const Tensor& ref = f.tensors.at("grad." + e.name);
-    const std::vector<float> a = g.to_float_vector(), b = ref.to_float_vector();
-    REQUIRE(a.size() == b.size());
-    double tensor_diff = 0.0, tensor_ref = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      tensor_diff = std::max(tensor_diff, double(std::abs(a[i] - b[i])));
-      tensor_ref = std::max(tensor_ref, double(std::abs(b[i])));
-    }
-    max_diff = std::max(max_diff, tensor_diff);
-    max_ref = std::max(max_ref, tensor_ref);
-    if (tensor_ref > 0) worst_tensor = std::max(worst_tensor, tensor_diff / tensor_ref);
+    all.add(g, ref);
+    worst_tensor = std::max(worst_tensor, norm_rel(g, ref));
   }
-  const double grad_err = max_diff / max_ref;
+  const double grad_err = all.rel_l2();
   CHECK(grad_err <= kParityGradNorm);
-  std::printf("%s: train outputs %.3g, input gradient %.3g, parameter gradients %.3g (worst single tensor %.3g)\n",
-              file.c_str(), worst_out, worst_grad, grad_err, worst_tensor);
+  std::printf(
+      "%s (relative L2): train outputs %.3g, input gradient %.3g, parameter gradients %.3g (worst "
+      "single tensor %.3g; max-norm over all parameters %.3g)\n",
+      file.c_str(), worst_out, worst_grad, grad_err, worst_tensor, all.rel_max());
   const auto sd = m.state_dict();
   for (const auto& [k, v] : f.tensors) {
     if (k.rfind("after.", 0) == 0) test::require_close(sd.at(k.substr(6)), v, kParityForward, file + " " + k);
@@ -361,7 +371,7 @@ void run_parity(const std::string& file) {
 
 }  // namespace
 
-TEST_CASE("model matches the reference's outputs and gradients (reduced yolov5n, 64 px)", "[model][parity][!mayfail]") {
+TEST_CASE("model matches the reference's outputs and gradients (reduced yolov5n, 64 px)", "[model][parity]") {
   run_parity("parity_tiny.safetensors");
 }
 
