@@ -266,6 +266,36 @@ TEST_CASE("cast matches core/dtype.h conversions bit for bit", "[elementwise]") 
   for (int64_t i = 0; i < 1000; ++i) REQUIRE(x32.data<float>()[i] == float(x64.data<double>()[i]));
 }
 
+TEST_CASE("cast f32 -> f16 matches core/dtype.h at every rounding boundary", "[elementwise]") {
+  // Every finite half value, the midpoint to the next one (65520 past the largest), the floats
+  // either side of that midpoint, and all of them negated: subnormals, the normal/subnormal
+  // edge, ties to even and the overflow edge, as the branch-free vector path sees them.
+  Context ctx;
+  std::vector<float> v;
+  for (uint32_t b = 0; b < 0x7c00u; ++b) {
+    const float lo = half_to_float(Half{uint16_t(b)});
+    const float hi = b + 1 < 0x7c00u ? half_to_float(Half{uint16_t(b + 1)}) : 65536.0f;
+    const float mid = float((double(lo) + double(hi)) / 2.0);
+    for (float e : {lo, mid, std::nextafter(mid, 0.0f), std::nextafter(mid, INFINITY)}) {
+      v.push_back(e);
+      v.push_back(-e);
+    }
+  }
+  const int64_t n = int64_t(v.size());
+  const Tensor src = Tensor::from_vector({n}, v);
+  const Tensor h = ctx.empty({n}, DType::f16);
+  cast(ctx, src, h);
+  int64_t wrong = 0, first = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (h.data<Half>()[i].bits != float_to_half(v[size_t(i)]).bits) {
+      if (first < 0) first = i;
+      ++wrong;
+    }
+  }
+  INFO("first mismatch at element " << first);
+  REQUIRE(wrong == 0);
+}
+
 TEST_CASE("elementwise ops reject mismatched shapes and dtypes naming both", "[elementwise]") {
   Context ctx;
   const Tensor a = ctx.zeros({2, 8, 8, 3}, DType::f32);

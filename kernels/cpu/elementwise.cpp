@@ -1,6 +1,10 @@
 // CPU elementwise ops (the reference for kernels/cuda/elementwise.cu): plain loops over contiguous
 // tensors, f32 math for f32 (alpha rounded to f32 once, as on CUDA) and f64 math for f64.
-// cast converts through core/dtype.h, so CPU and CUDA casts agree bit for bit.
+// cast gives core/dtype.h's conversions bit for bit (f32 <-> f16 through branch-free twins that
+// vectorise), so CPU and CUDA casts agree bit for bit.
+#include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -10,6 +14,16 @@ namespace yolo {
 namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;  // below this, threads cost more than they save
+
+// Note [ISA clones]: the cast loops are compiled for AVX2 and for the baseline ISA, and the loader
+// picks one per CPU (target_clones; x86-64 GCC/Clang only, elsewhere one baseline build). AVX2
+// doubles the vector width and has real 32 -> 16-bit packs; it does not enable FMA, so both
+// versions run the same IEEE operations per element and give identical bits.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define YOLO_ISA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define YOLO_ISA_CLONES
+#endif
 
 template <typename T, typename Op>
 void map_binary(const Tensor& a, const Tensor& b, const Tensor& out, Op op) {
@@ -44,10 +58,47 @@ void fill_typed(const Tensor& t, T value) {
   for (int64_t i = 0; i < n; ++i) p[i] = value;
 }
 
+// Note [Branch-free f16 casts]: float_to_half and half_to_float of core/dtype.h pick a case per
+// value (normal, subnormal, overflow, NaN) with branches and a loop, which keeps a loop over them
+// scalar. The twins below compute every case and select with integer compares (|x|'s bits fit in
+// a signed int32, so the compares are signed): subnormal halves come from f32 arithmetic that is
+// exact or rounds once to nearest even (a * 2^24 + 2^23 rounds the product to an integer, fused
+// or not), normal ones from the same bit rounding as dtype.h. Checked equal to dtype.h on all
+// 2^32 floats and all 2^16 halves; tests/test_elementwise.cpp covers every case.
+inline Half half_from_float(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  const int32_t a = int32_t(abs);
+  const uint32_t normal = (abs + 0xfffu + ((abs >> 13) & 1u) - 0x38000000u) >> 13;
+  const float scaled = std::bit_cast<float>(abs) * 16777216.0f + 8388608.0f;  // |f| / 2^-24 + 2^23
+  const uint32_t subnormal = std::bit_cast<uint32_t>(scaled) - 0x4B000000u;
+  // Masks, not ?: -- GCC would branch around the f32 maths and then not vectorise the loop.
+  const uint32_t is_sub = 0u - uint32_t(a < 0x38800000);
+  const uint32_t is_inf = 0u - uint32_t(a >= 0x477ff000);  // rounds to >= 65520
+  const uint32_t is_nan = 0u - uint32_t(a > 0x7f800000);
+  uint32_t r = (subnormal & is_sub) | (normal & ~is_sub);
+  r = (0x7c00u & is_inf) | (r & ~is_inf);
+  r = (0x7e00u & is_nan) | (r & ~is_nan);  // quiet NaN
+  Half h;
+  h.bits = uint16_t(sign | r);
+  return h;
+}
+
+inline float float_from_half(Half h) {
+  const uint32_t sign = uint32_t(h.bits & 0x8000u) << 16;
+  const int32_t a = int32_t(h.bits & 0x7fffu);
+  uint32_t normal = (uint32_t(a) << 13) + 0x38000000u;  // exponent + 112
+  normal = a >= 0x7c00 ? normal + 0x38000000u : normal;  // inf / NaN: exponent 255
+  const uint32_t subnormal = std::bit_cast<uint32_t>(float(a) * 5.9604644775390625e-8f);  // a * 2^-24
+  const uint32_t is_sub = 0u - uint32_t(a < 0x400);  // a mask, as in half_from_float
+  return std::bit_cast<float>(sign | (subnormal & is_sub) | (normal & ~is_sub));
+}
+
 // Element conversions between the float dtypes; 16-bit types go through f32 (exact widening).
 float to_float(float v) { return v; }
 float to_float(double v) { return float(v); }
-float to_float(Half v) { return half_to_float(v); }
+float to_float(Half v) { return float_from_half(v); }
 float to_float(BFloat16 v) { return bf16_to_float(v); }
 
 template <typename T>
@@ -55,16 +106,13 @@ T from_float(float v);
 template <>
 float from_float<float>(float v) { return v; }
 template <>
-Half from_float<Half>(float v) { return float_to_half(v); }
+Half from_float<Half>(float v) { return half_from_float(v); }
 template <>
 BFloat16 from_float<BFloat16>(float v) { return float_to_bf16(v); }
 
+// pd[i] = ps[i] converted, for i in [0, n) (Note [ISA clones]).
 template <typename From, typename To>
-void cast_typed(const Tensor& src, const Tensor& dst) {
-  const From* ps = src.data<From>();
-  To* pd = dst.data<To>();
-  const int64_t n = src.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+YOLO_ISA_CLONES void cast_range(const From* __restrict ps, To* __restrict pd, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     if constexpr (std::is_same_v<From, float> && std::is_same_v<To, double>) {
       pd[i] = double(ps[i]);
@@ -72,6 +120,18 @@ void cast_typed(const Tensor& src, const Tensor& dst) {
       pd[i] = from_float<To>(to_float(ps[i]));
     }
   }
+}
+
+template <typename From, typename To>
+void cast_typed(const Tensor& src, const Tensor& dst) {
+  const From* ps = src.data<From>();
+  To* pd = dst.data<To>();
+  const int64_t n = src.numel();
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t b = 0; b < chunks; ++b)
+    cast_range(ps + b * kChunk, pd + b * kChunk, std::min(kChunk, n - b * kChunk));
 }
 
 template <typename From>
