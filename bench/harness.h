@@ -24,6 +24,7 @@ struct Options {
   int threads = 0;  // CPU threads for the context (0: every core)
   std::string json_path;
   std::string list_json_path;  // write the row specs and exit ("-" for stdout)
+  std::string model_cfg;       // --model: time this model yaml (bench/bench_model.h) instead
 };
 
 // What a row measures and on which shapes. Activations are NHWC: (n, h, w, c).

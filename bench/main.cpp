@@ -1,6 +1,6 @@
 // yolo_bench: kernel microbenchmarks at YOLOv5n/s layer shapes, each validated before it is timed.
 //   yolo_bench [--device cpu|cuda] [--batch N] [--img S] [--filter SUBSTR] [--repeats R]
-//              [--warmup W] [--threads T] [--json PATH] [--list-json PATH|-]
+//              [--warmup W] [--threads T] [--json PATH] [--list-json PATH|-] [--model CFG]
 // See bench/README.md for what each row means and how to compare with PyTorch.
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench/bench_model.h"
 #include "bench/cuda_baseline.h"
 #include "bench/harness.h"
 
@@ -17,6 +18,7 @@ namespace {
 const char* kUsage =
     "usage: yolo_bench [--device cpu|cuda] [--batch N] [--img S] [--filter SUBSTR]\n"
     "                  [--repeats R] [--warmup W] [--threads T] [--json PATH] [--list-json PATH|-]\n"
+    "                  [--model CFG]  (whole-model rows for a model yaml instead of the kernel rows)\n"
     "defaults: cuda batch 16, img 640, 50 repeats; cpu batch 1, img 320, 10 repeats\n";
 
 int to_int(const std::string& flag, const std::string& v) {
@@ -47,6 +49,7 @@ Options parse(int argc, char** argv, bool& help) {
     else if (a == "--threads") o.threads = to_int(a, v);
     else if (a == "--json") o.json_path = v;
     else if (a == "--list-json") o.list_json_path = v;
+    else if (a == "--model") o.model_cfg = v;
     else YOLO_FAIL("unknown option " << a << "\n" << kUsage);
   }
   o.device = Device::parse(device);
@@ -69,7 +72,8 @@ int run(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  const std::vector<RowSpec> rows = build_rows(opt);
+  const bool model = !opt.model_cfg.empty();
+  const std::vector<RowSpec> rows = model ? model_rows(opt) : build_rows(opt);
   if (!opt.list_json_path.empty()) {
     std::ofstream file;
     if (opt.list_json_path != "-") {
@@ -97,7 +101,7 @@ int run(int argc, char** argv) {
   int failed = 0;
   for (const RowSpec& r : rows) {
     if (!selected(r, opt)) continue;
-    const Result res = run_row(ctx, r, opt, peaks);
+    const Result res = model ? run_model_row(ctx, r, opt, peaks) : run_row(ctx, r, opt, peaks);
     print_result(res);
     if (res.status != "ok") ++failed;
     if (json.is_open()) json << result_json(res) << "\n" << std::flush;
