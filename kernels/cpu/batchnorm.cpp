@@ -29,6 +29,16 @@ namespace {
 constexpr int64_t kRowBlock = 128;
 constexpr int64_t kParallelMin = 1 << 15;  // elements; below this one thread is faster
 
+// Note [ISA clones]: the row loops are compiled for AVX2 and for the baseline ISA, and the loader
+// picks one per CPU (target_clones; x86-64 GCC/Clang only, elsewhere one baseline build). AVX2
+// doubles the vector width; it does not enable FMA, so both versions run the same IEEE operations
+// per element (and per f64 accumulator lane) and give identical results.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define YOLO_ISA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define YOLO_ISA_CLONES
+#endif
+
 // e^v in f32 for |v| <= 87 (e^-87 or e^87 beyond, NaN included), written so that a loop over it
 // vectorises: no calls, and the clamp is an integer select on |v|'s bits (a float compare would
 // keep GCC from if-converting the loop under -ftrapping-math).
@@ -65,6 +75,26 @@ inline int64_t block_end(int64_t b, int64_t m) {
   return b * kRowBlock + kRowBlock < m ? b * kRowBlock + kRowBlock : m;
 }
 
+// One block of n rows of x (n, C): its per-channel mean and sum of squared deviations.
+template <typename T>
+YOLO_ISA_CLONES void block_moments(const T* __restrict x, int64_t n, int64_t c,
+                                   double* __restrict mean, double* __restrict m2) {
+  for (int64_t j = 0; j < c; ++j) mean[j] = m2[j] = 0.0;
+  for (int64_t r = 1; r < n; ++r) {
+    const T* __restrict xr = x + r * c;
+    for (int64_t j = 0; j < c; ++j) {
+      const double d = double(xr[j]) - double(x[j]);  // shifted by the first row
+      mean[j] += d;
+      m2[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < c; ++j) {
+    const double shift = mean[j] / double(n);
+    m2[j] -= mean[j] * shift;
+    mean[j] = double(x[j]) + shift;
+  }
+}
+
 // Per-channel mean and biased variance of x (M, C) in f64 (Note [BN precision]).
 template <typename T>
 void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::vector<double>& var) {
@@ -73,26 +103,8 @@ void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::v
   std::vector<double> partial(size_t(blocks * 2 * c));
 #pragma omp parallel for schedule(static) if (m * c >= kParallelMin)
   for (int64_t b = 0; b < blocks; ++b) {
-    double* __restrict s1 = partial.data() + b * 2 * c;
-    double* __restrict s2 = s1 + c;
-    const T* __restrict k = x + b * kRowBlock * c;
-    const int64_t end = block_end(b, m);
-    for (int64_t j = 0; j < c; ++j) s1[j] = s2[j] = 0.0;
-    for (int64_t r = b * kRowBlock + 1; r < end; ++r) {
-      const T* __restrict xr = x + r * c;
-#pragma omp simd
-      for (int64_t j = 0; j < c; ++j) {
-        const double d = double(xr[j]) - double(k[j]);
-        s1[j] += d;
-        s2[j] += d * d;
-      }
-    }
-    const double n = double(end - b * kRowBlock);
-    for (int64_t j = 0; j < c; ++j) {
-      const double shift = s1[j] / n;
-      s2[j] -= s1[j] * shift;  // sum of squared deviations from the block mean
-      s1[j] = double(k[j]) + shift;
-    }
+    double* s1 = partial.data() + b * 2 * c;
+    block_moments(x + b * kRowBlock * c, block_end(b, m) - b * kRowBlock, c, s1, s1 + c);
   }
   mean.assign(size_t(c), 0.0);
   std::vector<double> m2(size_t(c), 0.0);
@@ -112,6 +124,26 @@ void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::v
   for (int64_t j = 0; j < c; ++j) var[j] = m2[j] / double(m);
 }
 
+// n rows: y[r, j] = act((x[r, j] - mean_hi[j]) * scale[j] + shift[j]). y may be x.
+template <typename T>
+YOLO_ISA_CLONES void apply_rows(const T* x, T* y, int64_t n, int64_t c, const T* __restrict mean_hi,
+                                const T* __restrict scale, const T* __restrict shift, bool silu) {
+  for (int64_t r = 0; r < n; ++r) {
+    const T* xr = x + r * c;
+    T* yr = y + r * c;
+    if (silu) {
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const T z = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
+        yr[j] = z * sigmoid(z);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
+    }
+  }
+}
+
 // y[r, j] = act((x[r, j] - mean_hi[j]) * scale[j] + shift[j]) (Note [BN precision]).
 template <typename T>
 void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta,
@@ -128,21 +160,11 @@ void apply(const T* x, T* y, int64_t m, int64_t c, const T* gamma, const T* beta
   const T* __restrict scale = scale_v.data();
   const T* __restrict shift = shift_v.data();
   const bool silu = act == Activation::silu;
+  const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
 #pragma omp parallel for schedule(static) if (m * c >= kParallelMin)
-  for (int64_t r = 0; r < m; ++r) {
-    const T* xr = x + r * c;
-    T* yr = y + r * c;
-    if (silu) {
-#pragma omp simd
-      for (int64_t j = 0; j < c; ++j) {
-        const T z = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
-        yr[j] = z * sigmoid(z);
-      }
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < c; ++j) yr[j] = (xr[j] - mean_hi[j]) * scale[j] + shift[j];
-    }
-  }
+  for (int64_t b = 0; b < blocks; ++b)
+    apply_rows(x + b * kRowBlock * c, y + b * kRowBlock * c, block_end(b, m) - b * kRowBlock, c,
+               mean_hi, scale, shift, silu);
 }
 
 template <typename T>
@@ -204,6 +226,63 @@ inline void row_dz(const T* __restrict xr, const T* __restrict dyr, const T* __r
   }
 }
 
+// Per-channel inputs of the backward, (C) each.
+template <typename T>
+struct Channels {
+  const T* mean;
+  const T* invstd;
+  const T* gamma;
+  const T* beta;
+};
+
+// First backward pass over n rows: sb[j] = sum dz, sg[j] = sum dz * x_hat; with SiLU and park,
+// dz is also stored in park (n, C) for the second pass. dz, xhat: row scratch (C).
+template <typename T>
+YOLO_ISA_CLONES void bwd_sum_rows(const T* x, const T* dy, T* park, int64_t n, int64_t c,
+                                  const Channels<T>& ch, bool silu, T* __restrict dz,
+                                  T* __restrict xhat, double* __restrict sb,
+                                  double* __restrict sg) {
+  for (int64_t j = 0; j < c; ++j) sb[j] = sg[j] = 0.0;
+  for (int64_t r = 0; r < n; ++r) {
+    row_dz(x + r * c, dy + r * c, ch.mean, ch.invstd, ch.gamma, ch.beta, c, silu, dz, xhat);
+    if (park) {
+      T* __restrict pr = park + r * c;
+      for (int64_t j = 0; j < c; ++j) pr[j] = dz[j];
+    }
+    for (int64_t j = 0; j < c; ++j) {
+      sb[j] += double(dz[j]);
+      sg[j] += double(dz[j]) * double(xhat[j]);
+    }
+  }
+}
+
+// Second backward pass over n rows: dx = k * (dz - a - x_hat * b), with dz read back from dx
+// (parked) or dy (no activation), or recomputed.
+template <typename T>
+YOLO_ISA_CLONES void dx_rows(const T* x, const T* dy, T* dx, int64_t n, int64_t c,
+                             const Channels<T>& ch, const T* __restrict kk,
+                             const T* __restrict ka, const T* __restrict kb, bool silu,
+                             bool parked, T* __restrict dz, T* __restrict xhat) {
+  const T* __restrict mean = ch.mean;
+  const T* __restrict invstd = ch.invstd;
+  for (int64_t r = 0; r < n; ++r) {
+    const T* xr = x + r * c;
+    T* dxr = dx + r * c;
+    if (parked || !silu) {
+      const T* dzr = parked ? dxr : dy + r * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const T h = (xr[j] - mean[j]) * invstd[j];
+        dxr[j] = kk[j] * (dzr[j] - ka[j] - h * kb[j]);
+      }
+    } else {
+      row_dz(xr, dy + r * c, ch.mean, ch.invstd, ch.gamma, ch.beta, c, silu, dz, xhat);
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) dxr[j] = kk[j] * (dz[j] - ka[j] - xhat[j] * kb[j]);
+    }
+  }
+}
+
 template <typename T>
 void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tensor& beta_t,
          const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dxt,
@@ -223,29 +302,16 @@ void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tenso
   // Per block: sum dz (= dbeta) then sum dz * x_hat (= dgamma), c values each.
   std::vector<double> partial(size_t(blocks * 2 * c));
   const bool parallel = m * c >= kParallelMin;
+  const Channels<T> ch{mean, invstd, gamma, beta};
 #pragma omp parallel if (parallel)
   {
     std::vector<T> dz_row(static_cast<size_t>(c)), xhat_row(static_cast<size_t>(c));
-    T* __restrict dz = dz_row.data();
-    T* __restrict xhat = xhat_row.data();
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
-      double* __restrict sb = partial.data() + b * 2 * c;
-      double* __restrict sg = sb + c;
-      for (int64_t j = 0; j < c; ++j) sb[j] = sg[j] = 0.0;
-      for (int64_t r = b * kRowBlock; r < block_end(b, m); ++r) {
-        row_dz(x + r * c, dy + r * c, mean, invstd, gamma, beta, c, silu, dz, xhat);
-        if (park) {
-          T* __restrict dxr = dx + r * c;
-#pragma omp simd
-          for (int64_t j = 0; j < c; ++j) dxr[j] = dz[j];
-        }
-#pragma omp simd
-        for (int64_t j = 0; j < c; ++j) {
-          sb[j] += double(dz[j]);
-          sg[j] += double(dz[j]) * double(xhat[j]);
-        }
-      }
+      const int64_t r0 = b * kRowBlock;
+      double* sb = partial.data() + b * 2 * c;
+      bwd_sum_rows(x + r0 * c, dy + r0 * c, park ? dx + r0 * c : nullptr, block_end(b, m) - r0, c,
+                   ch, silu, dz_row.data(), xhat_row.data(), sb, sb + c);
     }
   }
   std::vector<double> sums(size_t(2 * c), 0.0);
@@ -263,30 +329,14 @@ void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tenso
     a_v[j] = T(sums[j] * inv_m);
     b_v[j] = T(sums[c + j] * inv_m);
   }
-  const T* __restrict kk = k_v.data();
-  const T* __restrict ka = a_v.data();
-  const T* __restrict kb = b_v.data();
 #pragma omp parallel if (parallel)
   {
     std::vector<T> dz_row(static_cast<size_t>(c)), xhat_row(static_cast<size_t>(c));
-    T* __restrict dz = dz_row.data();
-    T* __restrict xhat = xhat_row.data();
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < m; ++r) {
-      const T* xr = x + r * c;
-      T* dxr = dx + r * c;
-      if (park || !silu) {
-        const T* dzr = park ? dxr : dy + r * c;
-#pragma omp simd
-        for (int64_t j = 0; j < c; ++j) {
-          const T h = (xr[j] - mean[j]) * invstd[j];
-          dxr[j] = kk[j] * (dzr[j] - ka[j] - h * kb[j]);
-        }
-      } else {
-        row_dz(xr, dy + r * c, mean, invstd, gamma, beta, c, silu, dz, xhat);
-#pragma omp simd
-        for (int64_t j = 0; j < c; ++j) dxr[j] = kk[j] * (dz[j] - ka[j] - xhat[j] * kb[j]);
-      }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kRowBlock;
+      dx_rows(x + r0 * c, dy + r0 * c, dx + r0 * c, block_end(b, m) - r0, c, ch, k_v.data(),
+              a_v.data(), b_v.data(), silu, park, dz_row.data(), xhat_row.data());
     }
   }
 }
