@@ -13,6 +13,15 @@ namespace {
 
 constexpr int64_t kChannelBlock = 64;
 
+// Note [ISA clones]: the window passes are compiled for AVX2 and for the baseline ISA, and the
+// loader picks one per CPU (target_clones; x86-64 GCC/Clang only, elsewhere one baseline build).
+// Max and select are exact, so both versions give identical results.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define YOLO_ISA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define YOLO_ISA_CLONES
+#endif
+
 // Channels of one image: pixel p starts at base + p * ld; functions read channels [c0, c1) of it.
 template <typename T>
 struct Plane {
@@ -47,7 +56,7 @@ struct PoolScratch {
 // Row pass on channels [c0, c1): row_val[(h * W + w) * cn + c - c0] = max over the window's columns
 // of x at row h; with args, row_col holds the chosen column.
 template <typename T, bool kArgs>
-void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t c0, int64_t c1,
+YOLO_ISA_CLONES void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t c0, int64_t c1,
               int k) {
   const int64_t r = k / 2, cn = c1 - c0;
   for (int64_t h = 0; h < H; ++h) {
@@ -56,13 +65,16 @@ void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t
       T* __restrict val = s.row_val.data() + (h * W + w) * cn;
       int32_t* __restrict col = kArgs ? s.row_col.data() + (h * W + w) * cn : nullptr;
       const T* __restrict first = x.at(h * W + ws) + c0;
+#pragma omp simd
       for (int64_t c = 0; c < cn; ++c) val[c] = first[c];
       if constexpr (kArgs)
+#pragma omp simd
         for (int64_t c = 0; c < cn; ++c) col[c] = int32_t(ws);
       for (int64_t ww = ws + 1; ww <= we; ++ww) {
         const T* __restrict px = x.at(h * W + ww) + c0;
         if constexpr (kArgs) {
           const int32_t wi = int32_t(ww);
+#pragma omp simd
           for (int64_t c = 0; c < cn; ++c) {
             const T v = px[c], b = val[c];
             const int32_t take = -int32_t(takes(v, b));  // all ones or zero: a mask, not a branch
@@ -70,6 +82,7 @@ void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t
             val[c] = take ? v : b;
           }
         } else {
+#pragma omp simd
           for (int64_t c = 0; c < cn; ++c) val[c] = takes(px[c], val[c]) ? px[c] : val[c];
         }
       }
@@ -79,7 +92,7 @@ void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t
 
 // y = maxpool_k(x) on channels [c0, c1) of an H x W image (Note [Separable max]).
 template <typename T>
-void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0, int64_t c1, int k,
+YOLO_ISA_CLONES void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0, int64_t c1, int k,
                 PoolScratch<T>& s) {
   const int64_t r = k / 2, cn = c1 - c0;
   row_pass<T, false>(x, s, H, W, c0, c1, k);
@@ -88,12 +101,15 @@ void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0, 
     for (int64_t w = 0; w < W; ++w) {
       T* __restrict best = s.best.data();
       const T* __restrict first = s.row_val.data() + (hs * W + w) * cn;
+#pragma omp simd
       for (int64_t c = 0; c < cn; ++c) best[c] = first[c];
       for (int64_t hh = hs + 1; hh <= he; ++hh) {
         const T* __restrict v = s.row_val.data() + (hh * W + w) * cn;
+#pragma omp simd
         for (int64_t c = 0; c < cn; ++c) best[c] = takes(v[c], best[c]) ? v[c] : best[c];
       }
       T* __restrict py = y.at(h * W + w) + c0;
+#pragma omp simd
       for (int64_t c = 0; c < cn; ++c) py[c] = best[c];
     }
   }
@@ -102,7 +118,7 @@ void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0, 
 // dx += maxpool_k backward (argmax recomputed from x, Note [Separable max]) on channels [c0, c1)
 // of one image, adding in row-major output order.
 template <typename T>
-void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H, int64_t W,
+YOLO_ISA_CLONES void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H, int64_t W,
                     int64_t c0, int64_t c1, int k, PoolScratch<T>& s) {
   const int64_t r = k / 2, cn = c1 - c0;
   row_pass<T, true>(x, s, H, W, c0, c1, k);
@@ -114,6 +130,7 @@ void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H,
       const T* __restrict first = s.row_val.data() + (hs * W + w) * cn;
       const int32_t* __restrict first_col = s.row_col.data() + (hs * W + w) * cn;
       const int32_t first_row = int32_t(hs * W);
+#pragma omp simd
       for (int64_t c = 0; c < cn; ++c) {
         best[c] = first[c];
         arg[c] = first_row + first_col[c];
@@ -122,6 +139,7 @@ void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H,
         const T* __restrict v = s.row_val.data() + (hh * W + w) * cn;
         const int32_t* __restrict col = s.row_col.data() + (hh * W + w) * cn;
         const int32_t row = int32_t(hh * W);
+#pragma omp simd
         for (int64_t c = 0; c < cn; ++c) {
           const T vc = v[c], b = best[c];
           const int32_t take = -int32_t(takes(vc, b));
