@@ -8,20 +8,24 @@
 namespace yolo {
 namespace {
 
+constexpr int64_t kParallelMin = 1 << 15;  // elements; below this one thread is faster
+
 template <typename T>
 void upsample_fwd_typed(const Tensor& x, const Tensor& y) {
   const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
   const T* px = x.data<T>();
   T* py = y.data<T>();
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < N * 2 * H; ++row) {  // row = n * 2H + oh
-    const int64_t n = row / (2 * H), h = (row % (2 * H)) / 2;
-    const T* src = px + (n * H + h) * W * C;
-    T* dst = py + row * 2 * W * C;
+  const size_t pixel = size_t(C) * sizeof(T);
+  // Each input row fills output row 2h pixel by pixel; row 2h + 1 is then one copy of it.
+#pragma omp parallel for schedule(static) if (4 * N * H * W * C >= kParallelMin)
+  for (int64_t row = 0; row < N * H; ++row) {  // row = n * H + h
+    const T* src = px + row * W * C;
+    T* dst = py + 2 * row * 2 * W * C;
     for (int64_t w = 0; w < W; ++w) {
-      std::memcpy(dst + (2 * w) * C, src + w * C, size_t(C) * sizeof(T));
-      std::memcpy(dst + (2 * w + 1) * C, src + w * C, size_t(C) * sizeof(T));
+      std::memcpy(dst + (2 * w) * C, src + w * C, pixel);
+      std::memcpy(dst + (2 * w + 1) * C, src + w * C, pixel);
     }
+    std::memcpy(dst + 2 * W * C, dst, 2 * W * pixel);
   }
 }
 
@@ -57,27 +61,34 @@ std::vector<int64_t> part_widths(const std::vector<Tensor>& parts, int64_t total
 }
 
 // Copies between `whole` (P pixels x total channels) and each defined part (P x width) at its
-// channel offset; to_whole picks the direction.
+// channel offset; to_whole picks the direction. One pass over the pixels, each pixel's parts in
+// turn, so `whole` is walked once, in order.
 void move_parts(const Tensor& whole, const std::vector<Tensor>& parts, bool to_whole) {
   const int64_t total = whole.dim(3);
   const int64_t P = whole.numel() / (total > 0 ? total : 1);
   const size_t es = dtype_size(whole.dtype());
   const std::vector<int64_t> widths = part_widths(parts, total);
-  char* pw = static_cast<char*>(whole.raw());
+  struct Run {
+    char* part;
+    size_t offset, bytes;  // in `whole`'s pixel; bytes is also the part's pixel stride
+  };
+  std::vector<Run> runs;
   int64_t offset = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
-    const int64_t c = widths[i];
-    if (parts[i].defined() && c > 0) {
-      char* pp = static_cast<char*>(parts[i].raw());
-#pragma omp parallel for schedule(static)
-      for (int64_t p = 0; p < P; ++p) {
-        char* w = pw + (p * total + offset) * es;
-        char* q = pp + p * c * es;
-        if (to_whole) std::memcpy(w, q, size_t(c) * es);
-        else std::memcpy(q, w, size_t(c) * es);
-      }
+    if (parts[i].defined() && widths[i] > 0)
+      runs.push_back({static_cast<char*>(parts[i].raw()), size_t(offset) * es, size_t(widths[i]) * es});
+    offset += widths[i];
+  }
+  char* pw = static_cast<char*>(whole.raw());
+  const size_t stride = size_t(total) * es;
+#pragma omp parallel for schedule(static) if (P * total >= kParallelMin)
+  for (int64_t p = 0; p < P; ++p) {
+    char* w = pw + size_t(p) * stride;
+    for (const Run& r : runs) {
+      char* q = r.part + size_t(p) * r.bytes;
+      if (to_whole) std::memcpy(w + r.offset, q, r.bytes);
+      else std::memcpy(q, w + r.offset, r.bytes);
     }
-    offset += c;
   }
 }
 
