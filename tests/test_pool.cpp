@@ -320,8 +320,9 @@ TEST_CASE("maxpool picks the row-major scan's element with NaN, signed-zero ties
         int64_t wrong = 0;
         for (size_t i = 0; i < got.size(); ++i) {
           const double want = v[arg[i] * d.C + int64_t(i) % d.C];
-          const bool same = std::isnan(want) ? std::isnan(got[i])
-                                             : got[i] == want && std::signbit(got[i]) == std::signbit(want);
+          const bool same = std::isnan(want)
+                                ? std::isnan(got[i])
+                                : got[i] == want && std::signbit(got[i]) == std::signbit(want);
           wrong += same ? 0 : 1;
         }
         const std::string what = "maxpool " + std::string(dtype_name(dtype)) + " " +
@@ -329,7 +330,8 @@ TEST_CASE("maxpool picks the row-major scan's element with NaN, signed-zero ties
         INFO(what << " forward");
         REQUIRE(wrong == 0);
         // Backward routes dy by the same choice; dy is small integers so f32 sums are exact.
-        std::vector<double> g = test::random(shape, DType::f64, test::seed(++salt)).to_double_vector();
+        std::vector<double> g =
+            test::random(shape, DType::f64, test::seed(++salt)).to_double_vector();
         for (double& e : g) e = std::floor(e * 8.0);
         const Tensor dy = dtype == DType::f64 ? like(x, g) : test::to_f32(like(x, g));
         const Tensor dx = ctx.empty(shape, dtype);

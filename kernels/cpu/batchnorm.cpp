@@ -97,7 +97,8 @@ YOLO_ISA_CLONES void block_moments(const T* __restrict x, int64_t n, int64_t c,
 
 // Per-channel mean and biased variance of x (M, C) in f64 (Note [BN precision]).
 template <typename T>
-void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean, std::vector<double>& var) {
+void moments(const T* x, int64_t m, int64_t c, std::vector<double>& mean,
+             std::vector<double>& var) {
   const int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
   // Per block: mean_b (c values) then M2_b (c values).
   std::vector<double> partial(size_t(blocks * 2 * c));
@@ -320,7 +321,8 @@ void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tenso
   T* dgamma = dgamma_t.data<T>();
   T* dbeta = dbeta_t.data<T>();
   // dx = gamma * invstd * (dz - dbeta / M - x_hat * dgamma / M).
-  std::vector<T> k_v(static_cast<size_t>(c)), a_v(static_cast<size_t>(c)), b_v(static_cast<size_t>(c));
+  std::vector<T> k_v(static_cast<size_t>(c)), a_v(static_cast<size_t>(c)),
+      b_v(static_cast<size_t>(c));
   const double inv_m = 1.0 / double(m);
   for (int64_t j = 0; j < c; ++j) {
     dbeta[j] = T(accumulate_params ? double(dbeta[j]) + sums[j] : sums[j]);

@@ -88,10 +88,11 @@ inline Half half_from_float(float f) {
 inline float float_from_half(Half h) {
   const uint32_t sign = uint32_t(h.bits & 0x8000u) << 16;
   const int32_t a = int32_t(h.bits & 0x7fffu);
-  uint32_t normal = (uint32_t(a) << 13) + 0x38000000u;  // exponent + 112
+  uint32_t normal = (uint32_t(a) << 13) + 0x38000000u;   // exponent + 112
   normal = a >= 0x7c00 ? normal + 0x38000000u : normal;  // inf / NaN: exponent 255
-  const uint32_t subnormal = std::bit_cast<uint32_t>(float(a) * 5.9604644775390625e-8f);  // a * 2^-24
-  const uint32_t is_sub = 0u - uint32_t(a < 0x400);  // a mask, as in half_from_float
+  const uint32_t subnormal =
+      std::bit_cast<uint32_t>(float(a) * 5.9604644775390625e-8f);  // a * 2^-24
+  const uint32_t is_sub = 0u - uint32_t(a < 0x400);                // a mask, as in half_from_float
   return std::bit_cast<float>(sign | (subnormal & is_sub) | (normal & ~is_sub));
 }
 

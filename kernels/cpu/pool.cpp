@@ -56,8 +56,8 @@ struct PoolScratch {
 // Row pass on channels [c0, c1): row_val[(h * W + w) * cn + c - c0] = max over the window's columns
 // of x at row h; with args, row_col holds the chosen column.
 template <typename T, bool kArgs>
-YOLO_ISA_CLONES void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t c0, int64_t c1,
-              int k) {
+YOLO_ISA_CLONES void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, int64_t W, int64_t c0,
+                              int64_t c1, int k) {
   const int64_t r = k / 2, cn = c1 - c0;
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t w = 0; w < W; ++w) {
@@ -92,8 +92,8 @@ YOLO_ISA_CLONES void row_pass(Plane<const T> x, PoolScratch<T>& s, int64_t H, in
 
 // y = maxpool_k(x) on channels [c0, c1) of an H x W image (Note [Separable max]).
 template <typename T>
-YOLO_ISA_CLONES void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0, int64_t c1, int k,
-                PoolScratch<T>& s) {
+YOLO_ISA_CLONES void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t W, int64_t c0,
+                                int64_t c1, int k, PoolScratch<T>& s) {
   const int64_t r = k / 2, cn = c1 - c0;
   row_pass<T, false>(x, s, H, W, c0, c1, k);
   for (int64_t h = 0; h < H; ++h) {
@@ -118,8 +118,8 @@ YOLO_ISA_CLONES void pool_plane(Plane<const T> x, Plane<T> y, int64_t H, int64_t
 // dx += maxpool_k backward (argmax recomputed from x, Note [Separable max]) on channels [c0, c1)
 // of one image, adding in row-major output order.
 template <typename T>
-YOLO_ISA_CLONES void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H, int64_t W,
-                    int64_t c0, int64_t c1, int k, PoolScratch<T>& s) {
+YOLO_ISA_CLONES void pool_bwd_plane(Plane<const T> x, Plane<const T> dy, Plane<T> dx, int64_t H,
+                                    int64_t W, int64_t c0, int64_t c1, int k, PoolScratch<T>& s) {
   const int64_t r = k / 2, cn = c1 - c0;
   row_pass<T, true>(x, s, H, W, c0, c1, k);
   for (int64_t h = 0; h < H; ++h) {

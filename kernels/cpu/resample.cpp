@@ -1,6 +1,7 @@
 // CPU nearest 2x upsample and channel concat / split, NHWC (the reference for
 // kernels/cuda/resample.cu). The upsample backward sums each 2x2 block in the order
-// (0,0), (0,1), (1,0), (1,1), as the CUDA gather does. Parallel over output rows.
+// (0,0), (0,1), (1,0), (1,1), as the CUDA gather does. Parallel over rows (upsample) or pixels
+// (concat).
 #include <cstring>
 
 #include "kernels/resample.h"
@@ -76,7 +77,8 @@ void move_parts(const Tensor& whole, const std::vector<Tensor>& parts, bool to_w
   int64_t offset = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].defined() && widths[i] > 0)
-      runs.push_back({static_cast<char*>(parts[i].raw()), size_t(offset) * es, size_t(widths[i]) * es});
+      runs.push_back(
+          {static_cast<char*>(parts[i].raw()), size_t(offset) * es, size_t(widths[i]) * es});
     offset += widths[i];
   }
   char* pw = static_cast<char*>(whole.raw());
