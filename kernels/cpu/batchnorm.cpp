@@ -236,24 +236,46 @@ struct Channels {
   const T* beta;
 };
 
+// One row of the first backward pass, fused: dz and x_hat as in row_dz, dz stored in park when
+// kPark, and added into the f64 sums sb (dz) and sg (dz * x_hat).
+template <typename T, bool kSilu, bool kPark>
+inline void sum_row(const T* xr, const T* dyr, T* pr, int64_t c, const Channels<T>& ch,
+                    double* __restrict sb, double* __restrict sg) {
+  const T* __restrict mean = ch.mean;
+  const T* __restrict invstd = ch.invstd;
+  const T* __restrict gamma = ch.gamma;
+  const T* __restrict beta = ch.beta;
+#pragma omp simd
+  for (int64_t j = 0; j < c; ++j) {
+    const T h = (xr[j] - mean[j]) * invstd[j];
+    T d = dyr[j];
+    if constexpr (kSilu) {
+      const T z = gamma[j] * h + beta[j];
+      const T s = sigmoid(z);
+      d = d * s * (T(1) + z * (T(1) - s));
+    }
+    if constexpr (kPark) pr[j] = d;
+    sb[j] += double(d);
+    sg[j] += double(d) * double(h);
+  }
+}
+
 // First backward pass over n rows: sb[j] = sum dz, sg[j] = sum dz * x_hat; with SiLU and park,
-// dz is also stored in park (n, C) for the second pass. dz, xhat: row scratch (C).
+// dz is also stored in park (n, C) for the second pass.
 template <typename T>
 YOLO_ISA_CLONES void bwd_sum_rows(const T* x, const T* dy, T* park, int64_t n, int64_t c,
-                                  const Channels<T>& ch, bool silu, T* __restrict dz,
-                                  T* __restrict xhat, double* __restrict sb,
+                                  const Channels<T>& ch, bool silu, double* __restrict sb,
                                   double* __restrict sg) {
   for (int64_t j = 0; j < c; ++j) sb[j] = sg[j] = 0.0;
   for (int64_t r = 0; r < n; ++r) {
-    row_dz(x + r * c, dy + r * c, ch.mean, ch.invstd, ch.gamma, ch.beta, c, silu, dz, xhat);
-    if (park) {
-      T* __restrict pr = park + r * c;
-      for (int64_t j = 0; j < c; ++j) pr[j] = dz[j];
-    }
-    for (int64_t j = 0; j < c; ++j) {
-      sb[j] += double(dz[j]);
-      sg[j] += double(dz[j]) * double(xhat[j]);
-    }
+    const T* xr = x + r * c;
+    const T* dyr = dy + r * c;
+    if (!silu)
+      sum_row<T, false, false>(xr, dyr, nullptr, c, ch, sb, sg);
+    else if (park)
+      sum_row<T, true, true>(xr, dyr, park + r * c, c, ch, sb, sg);
+    else
+      sum_row<T, true, false>(xr, dyr, nullptr, c, ch, sb, sg);
   }
 }
 
@@ -304,16 +326,12 @@ void bwd(const Tensor& xt, const Tensor& dyt, const Tensor& gamma_t, const Tenso
   std::vector<double> partial(size_t(blocks * 2 * c));
   const bool parallel = m * c >= kParallelMin;
   const Channels<T> ch{mean, invstd, gamma, beta};
-#pragma omp parallel if (parallel)
-  {
-    std::vector<T> dz_row(static_cast<size_t>(c)), xhat_row(static_cast<size_t>(c));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kRowBlock;
-      double* sb = partial.data() + b * 2 * c;
-      bwd_sum_rows(x + r0 * c, dy + r0 * c, park ? dx + r0 * c : nullptr, block_end(b, m) - r0, c,
-                   ch, silu, dz_row.data(), xhat_row.data(), sb, sb + c);
-    }
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kRowBlock;
+    double* sb = partial.data() + b * 2 * c;
+    bwd_sum_rows(x + r0 * c, dy + r0 * c, park ? dx + r0 * c : nullptr, block_end(b, m) - r0, c,
+                 ch, silu, sb, sb + c);
   }
   std::vector<double> sums(size_t(2 * c), 0.0);
   for (int64_t b = 0; b < blocks; ++b)
