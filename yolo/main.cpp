@@ -1,10 +1,12 @@
-// The `yolo` command line: `yolo version`, `yolo devices`, `yolo selfcheck`, `yolo info`.
-// Later: train, val, detect, export, dataset (see DESIGN.md).
+// The `yolo` command line: `yolo version`, `yolo devices`, `yolo selfcheck`, `yolo info`,
+// `yolo dataset shapes|check`. Later: train, val, detect, export (see DESIGN.md).
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "core/context.h"
+#include "yolo/data/dataset_check.h"
+#include "yolo/data/shapes_dataset.h"
 #include "yolo/info.h"
 #include "yolo/selfcheck.h"
 
@@ -17,7 +19,11 @@ void print_usage() {
       "  devices     list the devices this build can use\n"
       "  selfcheck   run every kernel on each device against the CPU reference\n"
       "  info CFG [--weights W] [--img 640] [--fuse]\n"
-      "              print a model yaml's layer table and size summary\n");
+      "              print a model yaml's layer table and size summary\n"
+      "  dataset shapes --out DIR [--train N] [--val N] [--imgsz S] [--classes K] [--seed S]\n"
+      "              write the built-in synthetic detection dataset (ultralytics layout)\n"
+      "  dataset check --data X.yaml\n"
+      "              scan a dataset's images and labels and report every problem\n");
 }
 
 int print_devices() {
@@ -46,7 +52,8 @@ int run_info(int argc, char** argv) {
     } else if (cfg.empty() && a.rfind("--", 0) != 0) {
       cfg = a;
     } else {
-      YOLO_FAIL("info: unexpected argument '" << a << "' (usage: yolo info CFG [--weights W] [--img 640] [--fuse])");
+      YOLO_FAIL("info: unexpected argument '"
+                << a << "' (usage: yolo info CFG [--weights W] [--img 640] [--fuse])");
     }
   }
   YOLO_CHECK(!cfg.empty(), "info: give a model yaml, e.g. yolo info configs/yolov5n.yaml");
@@ -62,6 +69,16 @@ int run_info(int argc, char** argv) {
   return 0;
 }
 
+// yolo dataset shapes|check ...
+int run_dataset(int argc, char** argv) {
+  const std::string sub = argc > 2 ? argv[2] : "";
+  if (sub == "shapes") return yolo::run_dataset_shapes(argc - 3, argv + 3, stdout);
+  if (sub == "check") return yolo::run_dataset_check(argc - 2, argv + 2, stdout);
+  YOLO_FAIL("dataset: unknown subcommand '"
+            << sub
+            << "' (use: yolo dataset shapes --out DIR, or yolo dataset check --data X.yaml)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +92,7 @@ int main(int argc, char** argv) {
     if (cmd == "devices") return print_devices();
     if (cmd == "selfcheck") return yolo::run_selfcheck(stdout) ? 0 : 1;
     if (cmd == "info") return run_info(argc, argv);
+    if (cmd == "dataset") return run_dataset(argc, argv);
     if (cmd == "" || cmd == "help" || cmd == "--help" || cmd == "-h") {
       print_usage();
       return cmd.empty() ? 2 : 0;
