@@ -78,7 +78,10 @@ CloseReport compare(const Tensor& got, const Tensor& ref, Tol tol) {
   for (size_t i = 0; i < g.size(); ++i) {
     const double allowed = tol.atol + tol.rtol * std::fabs(e[i]);
     const double err = std::fabs(g[i] - e[i]);
-    double ratio = std::isfinite(g[i]) && std::isfinite(e[i]) ? err / allowed : INFINITY;
+    // err == 0 passes even with a zero allowance (an exact tolerance {0, 0}).
+    double ratio = !(std::isfinite(g[i]) && std::isfinite(e[i])) ? INFINITY
+                   : err == 0.0                                 ? 0.0
+                                                                : err / allowed;
     if (std::isnan(ratio)) ratio = INFINITY;
     if (ratio > 1.0) ++bad;
     if (ratio > worst_ratio) {

@@ -284,3 +284,15 @@ TEST_CASE("GPU check macros are statement-safe and name the failing call", "[cor
   REQUIRE_THROWS_WITH([] { YOLO_CHECK(1 + 1 == 3, "arithmetic is broken: " << 2); }(),
                       Catch::Contains("arithmetic is broken: 2"));
 }
+
+TEST_CASE("the tolerance rule accepts exact equality with a zero allowance and rejects NaN",
+          "[core][harness]") {
+  const Tensor a = Tensor::from_vector({3}, std::vector<float>{1.0f, -2.0f, 0.0f});
+  CHECK(test::compare(a, a, test::Tol{0.0, 0.0}).ok);
+  const Tensor b = Tensor::from_vector({3}, std::vector<float>{1.0f, -2.0f, 1e-7f});
+  CHECK_FALSE(test::compare(b, a, test::Tol{0.0, 0.0}).ok);
+  CHECK(test::compare(b, a, test::Tol{1e-6, 0.0}).ok);
+  const Tensor n = Tensor::from_vector({3}, std::vector<float>{1.0f, NAN, 0.0f});
+  CHECK_FALSE(test::compare(n, a, test::Tol{1.0, 1.0}).ok);
+  CHECK_FALSE(test::compare(n, n, test::Tol{1.0, 1.0}).ok);
+}
