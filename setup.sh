@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-command set-up for yolocore on a fresh Debian/Ubuntu machine.
-#   ./setup.sh          install dependencies, build (CUDA too when nvcc is found), then run the
-#                       main job: `build/bin/yolo selfcheck` (every kernel on each device)
+#   ./setup.sh          install dependencies, build (CUDA too when nvcc is found), then run what the
+#                       product does so far: `yolo selfcheck` (every kernel on each device), the
+#                       built-in dataset (`yolo dataset shapes` into datasets/shapes, then
+#                       `yolo dataset check`) and `yolo info configs/yolov5n.yaml`
 #   ./setup.sh test     the same set-up, then every test (CTest), then the unit tests again under
 #                       AddressSanitizer + UndefinedBehaviorSanitizer (CPU-only build)
 # Environment: JOBS (parallel build jobs, default: cores), YOLO_CUDA=ON|OFF (default: auto).
@@ -41,6 +43,9 @@ case "$mode" in
     build/bin/yolo version
     build/bin/yolo devices
     build/bin/yolo selfcheck
+    [ -f datasets/shapes/data.yaml ] || build/bin/yolo dataset shapes --out datasets/shapes
+    build/bin/yolo dataset check --data datasets/shapes/data.yaml
+    build/bin/yolo info configs/yolov5n.yaml | tail -n 1
     ;;
   test)
     build build -DYOLO_WERROR=ON "${cuda_flag[@]}"
