@@ -56,6 +56,25 @@ Tensor to_f32(const Tensor& t) {
   return Tensor::from_vector(t.shape(), v);
 }
 
+Tensor to_dtype(const Tensor& t, DType dtype) {
+  if (dtype == DType::f64) return to_f64(t);
+  if (dtype == DType::f32) return to_f32(t);
+  YOLO_CHECK(dtype == DType::f16 || dtype == DType::bf16, "test::to_dtype: unsupported dtype");
+  const std::vector<float> v = t.to_float_vector();
+  Tensor out = Tensor::empty_cpu(t.shape(), dtype);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (dtype == DType::f16)
+      out.data<Half>()[i] = float_to_half(v[i]);
+    else
+      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
+  }
+  return out;
+}
+
+Tensor round_through(const Tensor& t, DType dtype) {
+  return to_f32(to_dtype(t, dtype));
+}
+
 Tensor host(const Context& ctx, const Tensor& t) {
   if (t.device().is_cpu()) return t;
   return ctx.to_host(t);
@@ -80,8 +99,8 @@ CloseReport compare(const Tensor& got, const Tensor& ref, Tol tol) {
     const double err = std::fabs(g[i] - e[i]);
     // err == 0 passes even with a zero allowance (an exact tolerance {0, 0}).
     double ratio = !(std::isfinite(g[i]) && std::isfinite(e[i])) ? INFINITY
-                   : err == 0.0                                 ? 0.0
-                                                                : err / allowed;
+                   : err == 0.0                                  ? 0.0
+                                                                 : err / allowed;
     if (std::isnan(ratio)) ratio = INFINITY;
     if (ratio > 1.0) ++bad;
     if (ratio > worst_ratio) {

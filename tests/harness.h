@@ -33,6 +33,10 @@ Tensor random(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0, 
 // Host copy converted to f64 / f32.
 Tensor to_f64(const Tensor& t);
 Tensor to_f32(const Tensor& t);
+// Host tensor of dtype `dtype` (f32, f64, f16 or bf16) holding t's values, rounded to nearest even.
+Tensor to_dtype(const Tensor& t, DType dtype);
+// Host f32 tensor of t's values rounded through `dtype` (what an f16/bf16 kernel input holds).
+Tensor round_through(const Tensor& t, DType dtype);
 // Host copy of any tensor (device tensors are copied through ctx).
 Tensor host(const Context& ctx, const Tensor& t);
 

@@ -54,21 +54,6 @@ void backward(Act a, Context& ctx, const Tensor& x, const Tensor& y, const Tenso
     sigmoid_bwd(ctx, y, dy, dx);
 }
 
-// Host tensor of dtype d holding f32 host tensor t rounded to d.
-Tensor round_to(const Tensor& t, DType d) {
-  const std::vector<float> v = t.to_float_vector();
-  Tensor out = Tensor::empty_cpu(t.shape(), d);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (d == DType::f16)
-      out.data<Half>()[i] = float_to_half(v[i]);
-    else if (d == DType::bf16)
-      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
-    else
-      out.data<float>()[i] = v[i];
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("silu and sigmoid forward match a direct loop", "[activation]") {
@@ -137,8 +122,8 @@ TEST_CASE("silu and sigmoid cuda match cpu", "[activation][cuda]") {
       for (const Shape& shape : shapes) {
         const bool sliced = shape == Shape{9, 7};
         // Inputs rounded to d, so CPU and CUDA see the same values.
-        const Tensor x_d = round_to(test::random(shape, DType::f32, test::seed(salt++), -8, 8), d);
-        const Tensor dy_d = round_to(test::random(shape, DType::f32, test::seed(salt++)), d);
+        const Tensor x_d = test::to_dtype(test::random(shape, DType::f32, test::seed(salt++), -8, 8), d);
+        const Tensor dy_d = test::to_dtype(test::random(shape, DType::f32, test::seed(salt++)), d);
         const Tensor x32 = test::to_f32(x_d), dy32 = test::to_f32(dy_d);
         Tensor gx = cuda->to_device(x_d), gdy = cuda->to_device(dy_d);
         Tensor y = cpu.empty(shape, DType::f32), dx = cpu.empty(shape, DType::f32);

@@ -113,21 +113,6 @@ Run run_train(Context& ctx, const Tensor& x, const Params& p, const Tensor& dy, 
   return r;
 }
 
-// Host tensor of dtype d holding f32 host tensor t rounded to d.
-Tensor round_to(const Tensor& t, DType d) {
-  const std::vector<float> v = t.to_float_vector();
-  Tensor out = Tensor::empty_cpu(t.shape(), d);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (d == DType::f16)
-      out.data<Half>()[i] = float_to_half(v[i]);
-    else if (d == DType::bf16)
-      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
-    else
-      out.data<float>()[i] = v[i];
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("batchnorm training forward matches a direct loop", "[batchnorm]") {
@@ -262,8 +247,8 @@ TEST_CASE("batchnorm cuda matches cpu", "[batchnorm][cuda]") {
       for (const Shape& shape : shapes) {
         const int64_t c = shape.back();
         // Inputs rounded to d, so CPU (f32) and CUDA see the same values.
-        const Tensor x_d = round_to(test::random(shape, DType::f32, test::seed(salt++), -1, 3), d);
-        const Tensor dy_d = round_to(test::random(shape, DType::f32, test::seed(salt++)), d);
+        const Tensor x_d = test::to_dtype(test::random(shape, DType::f32, test::seed(salt++), -1, 3), d);
+        const Tensor dy_d = test::to_dtype(test::random(shape, DType::f32, test::seed(salt++)), d);
         const Params p = random_params(c, DType::f32, test::seed(salt++));
         const Run ref = run_train(cpu, test::to_f32(x_d), p, test::to_f32(dy_d), act, DType::f32);
         const Run got =

@@ -164,20 +164,6 @@ Tensor clone(const Tensor& t) {
   return c;
 }
 
-// Host tensor of dtype `dt` holding the f32 values of `t` rounded to dt.
-Tensor cast_host(const Tensor& t, DType dt) {
-  if (dt == DType::f32) return test::to_f32(t);
-  const std::vector<float> v = t.to_float_vector();
-  Tensor out = Tensor::empty_cpu(t.shape(), dt);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dt == DType::f16)
-      out.data<Half>()[i] = float_to_half(v[i]);
-    else
-      out.data<BFloat16>()[i] = float_to_bf16(v[i]);
-  }
-  return out;
-}
-
 // Forward and backward cases: odd sizes, k in {1, 3, 5, 6}, strides 1 and 2, paddings 0..3,
 // plain, grouped and depthwise, with and without bias.
 const std::vector<Case> kCases = {
@@ -370,9 +356,9 @@ void check_cuda_against_cpu(Context& cuda, const Case& c, CudaDtype cd, uint64_t
   const std::string what = std::string(dtype_name(cd.dtype)) + " " + describe(c);
   auto input = [&](const Shape& s, double scale) {
     Tensor t = test::random(s, DType::f32, test::seed(++salt), -scale, scale);
-    return test::to_f32(cast_host(t, cd.dtype));
+    return test::to_f32(test::to_dtype(t, cd.dtype));
   };
-  auto dev = [&](const Tensor& host_f32) { return cuda.to_device(cast_host(host_f32, cd.dtype)); };
+  auto dev = [&](const Tensor& host_f32) { return cuda.to_device(test::to_dtype(host_f32, cd.dtype)); };
   Tensor x = input(x_shape(c), 1.0), w = input(w_shape(c), 0.5), dy = input(y_shape(c), 1.0);
   Tensor b = c.bias ? input({c.o}, 1.0) : Tensor();
   Tensor dw0 = input(w_shape(c), 1.0), db0 = input({c.o}, 1.0);

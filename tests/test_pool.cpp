@@ -111,27 +111,6 @@ std::vector<double> reference_sppf_bwd(const std::vector<double>& out,
 
 Tensor like(const Tensor& t, const std::vector<double>& v) { return Tensor::from_vector(t.shape(), v); }
 
-// Host f32 tensor rounded to dtype (values exactly representable afterwards), as f32 and dtype.
-Tensor rounded(const Tensor& f32, DType dtype) {
-  std::vector<float> v = f32.to_float_vector();
-  for (float& e : v) {
-    if (dtype == DType::f16) e = half_to_float(float_to_half(e));
-    if (dtype == DType::bf16) e = bf16_to_float(float_to_bf16(e));
-  }
-  return Tensor::from_vector(f32.shape(), v);
-}
-
-Tensor to_dtype(const Tensor& f32, DType dtype) {
-  if (dtype == DType::f32) return f32;
-  Tensor t = Tensor::empty_cpu(f32.shape(), dtype);
-  const std::vector<float> v = f32.to_float_vector();
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dtype == DType::f16) t.data<Half>()[i] = float_to_half(v[i]);
-    else t.data<BFloat16>()[i] = float_to_bf16(v[i]);
-  }
-  return t;
-}
-
 double round_to(DType dtype, double v) {
   if (dtype == DType::f16) return half_to_float(float_to_half(float(v)));
   if (dtype == DType::bf16) return bf16_to_float(float_to_bf16(float(v)));
@@ -378,17 +357,17 @@ TEST_CASE("maxpool and sppf cuda match cpu", "[pool][cuda]") {
                                  " k=" + std::to_string(k);
         auto round = [dtype](double v) { return round_to(dtype, v); };
         // Inputs with ties (few values) half the time.
-        Tensor x32 = rounded(test::random(shape, DType::f32, test::seed(++salt)), dtype);
+        Tensor x32 = test::round_through(test::random(shape, DType::f32, test::seed(++salt)), dtype);
         if (salt % 2 == 0) {
           std::vector<double> v = x32.to_double_vector();
           for (double& e : v) e = std::floor(e * 3.0);
           x32 = test::to_f32(like(x32, v));
         }
-        const Tensor dy32 = rounded(test::random(shape, DType::f32, test::seed(++salt)), dtype);
-        const Tensor dout32 = rounded(test::random(s4, DType::f32, test::seed(++salt)), dtype);
-        const Tensor x = cuda->to_device(to_dtype(x32, dtype));
-        const Tensor dy = cuda->to_device(to_dtype(dy32, dtype));
-        const Tensor dout = cuda->to_device(to_dtype(dout32, dtype));
+        const Tensor dy32 = test::round_through(test::random(shape, DType::f32, test::seed(++salt)), dtype);
+        const Tensor dout32 = test::round_through(test::random(s4, DType::f32, test::seed(++salt)), dtype);
+        const Tensor x = cuda->to_device(test::to_dtype(x32, dtype));
+        const Tensor dy = cuda->to_device(test::to_dtype(dy32, dtype));
+        const Tensor dout = cuda->to_device(test::to_dtype(dout32, dtype));
         const Dims d = dims(x32);
         const std::vector<double> vx = x32.to_double_vector();
 

@@ -78,26 +78,6 @@ std::vector<double> reference_concat(const std::vector<Tensor>& xs) {
 Shape with_channels(const Shape& s, int64_t c) { return {s[0], s[1], s[2], c}; }
 Tensor like(const Shape& s, const std::vector<double>& v) { return Tensor::from_vector(s, v); }
 
-Tensor rounded(const Tensor& f32, DType dtype) {
-  std::vector<float> v = f32.to_float_vector();
-  for (float& e : v) {
-    if (dtype == DType::f16) e = half_to_float(float_to_half(e));
-    if (dtype == DType::bf16) e = bf16_to_float(float_to_bf16(e));
-  }
-  return Tensor::from_vector(f32.shape(), v);
-}
-
-Tensor to_dtype(const Tensor& f32, DType dtype) {
-  if (dtype == DType::f32) return f32;
-  Tensor t = Tensor::empty_cpu(f32.shape(), dtype);
-  const std::vector<float> v = f32.to_float_vector();
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dtype == DType::f16) t.data<Half>()[i] = float_to_half(v[i]);
-    else t.data<BFloat16>()[i] = float_to_bf16(v[i]);
-  }
-  return t;
-}
-
 }  // namespace
 
 TEST_CASE("upsample_nearest2x forward matches a direct loop", "[resample]") {
@@ -211,15 +191,15 @@ TEST_CASE("upsample and concat cuda match cpu", "[resample][cuda]") {
   for (const Shape& shape : shapes) {
     for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
       const std::string what = std::string(dtype_name(dtype)) + " " + shape_str(shape);
-      const Tensor x32 = rounded(test::random(shape, DType::f32, test::seed(++salt)), dtype);
+      const Tensor x32 = test::round_through(test::random(shape, DType::f32, test::seed(++salt)), dtype);
       const Shape s2{shape[0], 2 * shape[1], 2 * shape[2], shape[3]};
-      const Tensor dy32 = rounded(test::random(s2, DType::f32, test::seed(++salt)), dtype);
+      const Tensor dy32 = test::round_through(test::random(s2, DType::f32, test::seed(++salt)), dtype);
       const Tensor y = cuda->empty(s2, dtype);
-      upsample_nearest2x_fwd(*cuda, cuda->to_device(to_dtype(x32, dtype)), y);
+      upsample_nearest2x_fwd(*cuda, cuda->to_device(test::to_dtype(x32, dtype)), y);
       test::require_close(test::host(*cuda, y), like(s2, reference_upsample(x32)), kResampleExact,
                           "upsample fwd cuda " + what);
       const Tensor dx = cuda->empty(shape, dtype);
-      upsample_nearest2x_bwd(*cuda, cuda->to_device(to_dtype(dy32, dtype)), dx);
+      upsample_nearest2x_bwd(*cuda, cuda->to_device(test::to_dtype(dy32, dtype)), dx);
       test::require_close(test::host(*cuda, dx), like(shape, reference_upsample_bwd(dy32, true, dtype)),
                           dtype == DType::f32 ? kResampleCudaF32 : kResampleCudaLow,
                           "upsample bwd cuda " + what);
@@ -231,8 +211,8 @@ TEST_CASE("upsample and concat cuda match cpu", "[resample][cuda]") {
         std::vector<Tensor> xs32, xs;
         int64_t total = 0;
         for (int64_t c : channels) {
-          xs32.push_back(rounded(test::random(with_channels(shape, c), DType::f32, test::seed(++salt)), dtype));
-          xs.push_back(cuda->to_device(to_dtype(xs32.back(), dtype)));
+          xs32.push_back(test::round_through(test::random(with_channels(shape, c), DType::f32, test::seed(++salt)), dtype));
+          xs.push_back(cuda->to_device(test::to_dtype(xs32.back(), dtype)));
           total += c;
         }
         const Tensor out = cuda->empty(with_channels(shape, total), dtype);
