@@ -2,23 +2,11 @@
 // SPPF cascade). Bad shapes, dtypes, devices or kernel sizes throw yolo::Error naming both shapes.
 #include "kernels/pool.h"
 
+#include "kernels/checks.h"
 #include "kernels/dispatch.h"
 
 namespace yolo {
 namespace {
-
-void check_tensor(const char* op, const char* name, const Tensor& t, const Context& ctx) {
-  check_defined(op, name, t);
-  check_ndim(op, name, t, 4);
-  YOLO_CHECK(t.device() == ctx.device(), op << ": " << name << " is on " << t.device().str()
-                                            << " but the context is on " << ctx.device().str()
-                                            << " (copy it with Context::to_device/to_host)");
-  const DType d = t.dtype();
-  const bool ok = ctx.device().is_cpu() ? (d == DType::f32 || d == DType::f64)
-                                        : (d == DType::f32 || d == DType::f16 || d == DType::bf16);
-  YOLO_CHECK(ok, op << ": " << name << " has dtype " << dtype_name(d) << ", which "
-                    << ctx.device().str() << " does not support (cpu: f32, f64; cuda: f32, f16, bf16)");
-}
 
 void check_k(const char* op, int k) {
   YOLO_CHECK(k >= 1 && k % 2 == 1, op << ": kernel size k = " << k
@@ -35,8 +23,8 @@ void check_distinct(const char* op, const char* a_name, const Tensor& a, const c
 
 void maxpool_fwd(Context& ctx, const Tensor& x, const Tensor& y, int k) {
   check_k("maxpool_fwd", k);
-  check_tensor("maxpool_fwd", "x", x, ctx);
-  check_tensor("maxpool_fwd", "y", y, ctx);
+  check_activation("maxpool_fwd", "x", x, ctx);
+  check_activation("maxpool_fwd", "y", y, ctx);
   check_same_shape("maxpool_fwd", "x", x, "y", y);
   check_same_dtype("maxpool_fwd", "x", x, "y", y);
   check_distinct("maxpool_fwd", "x", x, "y", y);
@@ -45,9 +33,9 @@ void maxpool_fwd(Context& ctx, const Tensor& x, const Tensor& y, int k) {
 
 void maxpool_bwd(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dx, int k) {
   check_k("maxpool_bwd", k);
-  check_tensor("maxpool_bwd", "x", x, ctx);
-  check_tensor("maxpool_bwd", "dy", dy, ctx);
-  check_tensor("maxpool_bwd", "dx", dx, ctx);
+  check_activation("maxpool_bwd", "x", x, ctx);
+  check_activation("maxpool_bwd", "dy", dy, ctx);
+  check_activation("maxpool_bwd", "dx", dx, ctx);
   check_same_shape("maxpool_bwd", "x", x, "dy", dy);
   check_same_shape("maxpool_bwd", "x", x, "dx", dx);
   check_same_dtype("maxpool_bwd", "x", x, "dy", dy);
@@ -59,8 +47,8 @@ void maxpool_bwd(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& 
 
 void sppf_fwd(Context& ctx, const Tensor& x, const Tensor& out, int k) {
   check_k("sppf_fwd", k);
-  check_tensor("sppf_fwd", "x", x, ctx);
-  check_tensor("sppf_fwd", "out", out, ctx);
+  check_activation("sppf_fwd", "x", x, ctx);
+  check_activation("sppf_fwd", "out", out, ctx);
   check_shape("sppf_fwd", "out", out, {x.dim(0), x.dim(1), x.dim(2), 4 * x.dim(3)});
   check_same_dtype("sppf_fwd", "x", x, "out", out);
   YOLO_DISPATCH(ctx, sppf_fwd, ctx, x, out, k);
@@ -68,9 +56,9 @@ void sppf_fwd(Context& ctx, const Tensor& x, const Tensor& out, int k) {
 
 void sppf_bwd(Context& ctx, const Tensor& out, const Tensor& dout, const Tensor& dx, int k) {
   check_k("sppf_bwd", k);
-  check_tensor("sppf_bwd", "out", out, ctx);
-  check_tensor("sppf_bwd", "dout", dout, ctx);
-  check_tensor("sppf_bwd", "dx", dx, ctx);
+  check_activation("sppf_bwd", "out", out, ctx);
+  check_activation("sppf_bwd", "dout", dout, ctx);
+  check_activation("sppf_bwd", "dx", dx, ctx);
   check_same_shape("sppf_bwd", "out", out, "dout", dout);
   YOLO_CHECK(out.dim(3) % 4 == 0, "sppf_bwd: out has shape " << shape_str(out.shape())
                                                              << ", whose channels are not 4C");

@@ -2,28 +2,16 @@
 // its backward split). Mismatched shapes throw yolo::Error naming both shapes.
 #include "kernels/resample.h"
 
+#include "kernels/checks.h"
 #include "kernels/dispatch.h"
 
 namespace yolo {
 namespace {
 
-void check_tensor(const char* op, const char* name, const Tensor& t, const Context& ctx) {
-  check_defined(op, name, t);
-  check_ndim(op, name, t, 4);
-  YOLO_CHECK(t.device() == ctx.device(), op << ": " << name << " is on " << t.device().str()
-                                            << " but the context is on " << ctx.device().str()
-                                            << " (copy it with Context::to_device/to_host)");
-  const DType d = t.dtype();
-  const bool ok = ctx.device().is_cpu() ? (d == DType::f32 || d == DType::f64)
-                                        : (d == DType::f32 || d == DType::f16 || d == DType::bf16);
-  YOLO_CHECK(ok, op << ": " << name << " has dtype " << dtype_name(d) << ", which "
-                    << ctx.device().str() << " does not support (cpu: f32, f64; cuda: f32, f16, bf16)");
-}
-
 // Every part agrees with `whole` in (N, H, W) and dtype, and the channels add up.
 void check_parts(const char* op, const char* whole_name, const Tensor& whole, const char* part_name,
                  const std::vector<Tensor>& parts, bool allow_undefined, Context& ctx) {
-  check_tensor(op, whole_name, whole, ctx);
+  check_activation(op, whole_name, whole, ctx);
   YOLO_CHECK(!parts.empty(), op << ": " << part_name << " is empty");
   int64_t channels = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -31,7 +19,7 @@ void check_parts(const char* op, const char* whole_name, const Tensor& whole, co
     if (allow_undefined && !parts[i].defined()) {
       continue;
     }
-    check_tensor(op, name.c_str(), parts[i], ctx);
+    check_activation(op, name.c_str(), parts[i], ctx);
     check_same_dtype(op, whole_name, whole, name.c_str(), parts[i]);
     YOLO_CHECK(parts[i].dim(0) == whole.dim(0) && parts[i].dim(1) == whole.dim(1) &&
                    parts[i].dim(2) == whole.dim(2),
@@ -49,16 +37,16 @@ void check_parts(const char* op, const char* whole_name, const Tensor& whole, co
 }  // namespace
 
 void upsample_nearest2x_fwd(Context& ctx, const Tensor& x, const Tensor& y) {
-  check_tensor("upsample_nearest2x_fwd", "x", x, ctx);
-  check_tensor("upsample_nearest2x_fwd", "y", y, ctx);
+  check_activation("upsample_nearest2x_fwd", "x", x, ctx);
+  check_activation("upsample_nearest2x_fwd", "y", y, ctx);
   check_shape("upsample_nearest2x_fwd", "y", y, {x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)});
   check_same_dtype("upsample_nearest2x_fwd", "x", x, "y", y);
   YOLO_DISPATCH(ctx, upsample_nearest2x_fwd, ctx, x, y);
 }
 
 void upsample_nearest2x_bwd(Context& ctx, const Tensor& dy, const Tensor& dx) {
-  check_tensor("upsample_nearest2x_bwd", "dy", dy, ctx);
-  check_tensor("upsample_nearest2x_bwd", "dx", dx, ctx);
+  check_activation("upsample_nearest2x_bwd", "dy", dy, ctx);
+  check_activation("upsample_nearest2x_bwd", "dx", dx, ctx);
   check_shape("upsample_nearest2x_bwd", "dy", dy,
               {dx.dim(0), 2 * dx.dim(1), 2 * dx.dim(2), dx.dim(3)});
   check_same_dtype("upsample_nearest2x_bwd", "dy", dy, "dx", dx);
