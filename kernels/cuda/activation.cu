@@ -10,9 +10,12 @@
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
 #include "kernels/activation.h"
+#include "kernels/cuda/common.cuh"
 
 namespace yolo {
 namespace {
+
+using cuda::aligned16;
 
 // N elements of T in one 16-byte load/store.
 template <typename T>
@@ -64,10 +67,6 @@ __global__ void map_kernel(const T* a, const T* b, T* out, int64_t n, bool vecto
   }
   for (int64_t i = done + tid; i < n; i += stride)
     out[i] = T(op(float(a[i]), kBinary ? float(b[i]) : 0.0f));
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 template <typename T, bool kBinary, typename Op>

@@ -10,6 +10,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
+#include "kernels/cuda/common.cuh"
 #include "kernels/elementwise.h"
 
 namespace yolo {
@@ -19,7 +20,9 @@ constexpr int kThreads = 256;
 
 // Storage <-> f32. NaNs get the bits core/dtype.h gives them: f16 keeps the sign and becomes
 // 0x7e00, bf16 keeps the top 16 bits with the quiet bit set; f16 -> f32 keeps the payload.
-__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(float v) {
+  return v;
+}
 __device__ __forceinline__ float to_f32(__half v) {
   const uint32_t b = __half_as_ushort(v);
   if ((b & 0x7c00u) == 0x7c00u && (b & 0x3ffu) != 0u)
@@ -33,11 +36,14 @@ __device__ __forceinline__ float to_f32(__nv_bfloat16 v) {
 template <typename T>
 __device__ __forceinline__ T from_f32(float v);
 template <>
-__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+__device__ __forceinline__ float from_f32<float>(float v) {
+  return v;
+}
 template <>
 __device__ __forceinline__ __half from_f32<__half>(float v) {
   const uint32_t x = __float_as_uint(v);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return __ushort_as_half(uint16_t(((x >> 16) & 0x8000u) | 0x7e00u));
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return __ushort_as_half(uint16_t(((x >> 16) & 0x8000u) | 0x7e00u));
   return __float2half_rn(v);
 }
 template <>
@@ -146,12 +152,13 @@ __global__ void fill_kernel(Word* p, int64_t n, Word value) {
   for (int64_t i = packs * V + first; i < n; i += stride) p[i] = value;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+using cuda::aligned16;
 
 // Enough blocks to fill the GPU several times over; grid-stride loops cover the rest.
 int grid_for(const CudaState& cs, int64_t work) {
   const int64_t want = (work + kThreads - 1) / kThreads;
-  const int64_t cap = int64_t(cs.props.multiProcessorCount > 0 ? cs.props.multiProcessorCount : 80) * 16;
+  const int64_t cap =
+      int64_t(cs.props.multiProcessorCount > 0 ? cs.props.multiProcessorCount : 80) * 16;
   return int(want < 1 ? 1 : (want < cap ? want : cap));
 }
 
@@ -190,30 +197,51 @@ void launch_binary(Context& ctx, const Tensor& a, const Tensor& b, const Tensor&
 template <typename Op>
 void binary_by_dtype(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out, Op op) {
   switch (a.dtype()) {
-    case DType::f32: launch_binary<float>(ctx, a, b, out, op); break;
-    case DType::f16: launch_binary<__half>(ctx, a, b, out, op); break;
-    case DType::bf16: launch_binary<__nv_bfloat16>(ctx, a, b, out, op); break;
-    default: YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(a.dtype()));
+    case DType::f32:
+      launch_binary<float>(ctx, a, b, out, op);
+      break;
+    case DType::f16:
+      launch_binary<__half>(ctx, a, b, out, op);
+      break;
+    case DType::bf16:
+      launch_binary<__nv_bfloat16>(ctx, a, b, out, op);
+      break;
+    default:
+      YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(a.dtype()));
   }
 }
 
 template <typename In, typename Op>
 void unary_to(Context& ctx, const Tensor& x, const Tensor& y, Op op) {
   switch (y.dtype()) {
-    case DType::f32: launch_unary<In, float>(ctx, x.raw(), y.raw(), x.numel(), op); break;
-    case DType::f16: launch_unary<In, __half>(ctx, x.raw(), y.raw(), x.numel(), op); break;
-    case DType::bf16: launch_unary<In, __nv_bfloat16>(ctx, x.raw(), y.raw(), x.numel(), op); break;
-    default: YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(y.dtype()));
+    case DType::f32:
+      launch_unary<In, float>(ctx, x.raw(), y.raw(), x.numel(), op);
+      break;
+    case DType::f16:
+      launch_unary<In, __half>(ctx, x.raw(), y.raw(), x.numel(), op);
+      break;
+    case DType::bf16:
+      launch_unary<In, __nv_bfloat16>(ctx, x.raw(), y.raw(), x.numel(), op);
+      break;
+    default:
+      YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(y.dtype()));
   }
 }
 
 template <typename Op>
 void unary_by_dtype(Context& ctx, const Tensor& x, const Tensor& y, Op op) {
   switch (x.dtype()) {
-    case DType::f32: unary_to<float>(ctx, x, y, op); break;
-    case DType::f16: unary_to<__half>(ctx, x, y, op); break;
-    case DType::bf16: unary_to<__nv_bfloat16>(ctx, x, y, op); break;
-    default: YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(x.dtype()));
+    case DType::f32:
+      unary_to<float>(ctx, x, y, op);
+      break;
+    case DType::f16:
+      unary_to<__half>(ctx, x, y, op);
+      break;
+    case DType::bf16:
+      unary_to<__nv_bfloat16>(ctx, x, y, op);
+      break;
+    default:
+      YOLO_FAIL("elementwise cuda: unsupported dtype " << dtype_name(x.dtype()));
   }
 }
 
@@ -260,9 +288,14 @@ void fill_cuda(Context& ctx, const Tensor& t, double value) {
       launch_fill<uint32_t>(ctx, t, bits);
       break;
     }
-    case DType::f16: launch_fill<uint16_t>(ctx, t, float_to_half(v).bits); break;
-    case DType::bf16: launch_fill<uint16_t>(ctx, t, float_to_bf16(v).bits); break;
-    default: YOLO_FAIL("fill cuda: unsupported dtype " << dtype_name(t.dtype()));
+    case DType::f16:
+      launch_fill<uint16_t>(ctx, t, float_to_half(v).bits);
+      break;
+    case DType::bf16:
+      launch_fill<uint16_t>(ctx, t, float_to_bf16(v).bits);
+      break;
+    default:
+      YOLO_FAIL("fill cuda: unsupported dtype " << dtype_name(t.dtype()));
   }
 }
 

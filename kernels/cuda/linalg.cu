@@ -7,10 +7,14 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
+#include "kernels/cuda/common.cuh"
 #include "kernels/linalg.h"
 
 namespace yolo {
 namespace {
+
+using cuda::aligned16;
+using cuda::block_sum;
 
 // Note [Deterministic reductions]
 // A full reduction runs in two launches: stage 1 has a grid whose size depends on n alone (at most
@@ -31,24 +35,6 @@ int elementwise_grid(const Context& ctx, int64_t work) {
   const int64_t cap = int64_t(ctx.cuda().props.multiProcessorCount) * 16;
   const int64_t blocks = (work + kThreads - 1) / kThreads;
   return static_cast<int>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
-}
-
-bool aligned16(const void* p) {
-  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
-}
-
-// Sum of v over the block (blockDim.x a multiple of 32, at most 1024); valid in thread 0.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[32];
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < int(blockDim.x >> 5) ? warp_sums[lane] : 0.0f;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  }
-  return v;
 }
 
 // Terms of a full reduction: element i, or the sum of the four elements 4j..4j+3 (16-byte loads).

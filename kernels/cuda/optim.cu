@@ -6,10 +6,14 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_state.h"
+#include "kernels/cuda/common.cuh"
 #include "kernels/optim.h"
 
 namespace yolo {
 namespace {
+
+using cuda::aligned16;
+using cuda::block_sum;
 
 constexpr int kThreads = 256;
 constexpr int kMaxPartials = 1024;
@@ -40,10 +44,6 @@ int elementwise_grid(const Context& ctx, int64_t work) {
   const int64_t cap = int64_t(ctx.cuda().props.multiProcessorCount) * 16;
   const int64_t blocks = (work + kThreads - 1) / kThreads;
   return static_cast<int>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
-}
-
-bool aligned16(const void* p) {
-  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
 
 // Strides the whole grid over elements [begin, end): scalar(i) for the elements outside the
@@ -215,20 +215,6 @@ __global__ void unscale_kernel(float* g, const float* inv_scale, float* found_in
         reinterpret_cast<float4*>(g)[j] = v;
       });
   if (found) *found_inf = 1.0f;
-}
-
-// Sum of v over the block (blockDim.x a multiple of 32); valid in thread 0.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[32];
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  const int lane_id = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane_id == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane_id < int(blockDim.x >> 5) ? warp_sums[lane_id] : 0.0f;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-  }
-  return v;
 }
 
 // Gradient norm, stage 1 (deterministic as in kernels/cuda/linalg.cu, Note [Deterministic
