@@ -65,6 +65,29 @@ void memset_zero(void* dst, size_t bytes, CudaState& state);
 void synchronize(CudaState& state);
 int device_count() noexcept;
 std::string unavailable_reason();
+
+// Asynchronous uploads (the data loader's pinned batch buffers and its copy stream).
+// Page-locked host memory (cudaHostAlloc) that copies can read asynchronously; in a CPU-only build
+// plain 64-byte aligned host memory. Throws yolo::Error when out of memory.
+void* host_alloc_pinned(size_t bytes);
+void host_free_pinned(void* ptr) noexcept;
+// The upload stream (CudaState::copy_stream), separate from the compute stream.
+StreamHandle copy_stream(CudaState& state);
+// Host-to-device copy ordered on `stream`; returns at once (src must stay valid and unchanged
+// until an event recorded after it on `stream` has completed).
+void memcpy_h2d_async(void* dst, const void* src, size_t bytes, StreamHandle stream,
+                      CudaState& state);
+// Events (cudaEvent_t without timing) order one stream after another and tell the host when work
+// is done. In a CPU-only build there is no stream to order, so they are null handles and no-ops
+// that report completion.
+using EventHandle = void*;
+EventHandle event_create(CudaState& state);
+void event_destroy(EventHandle event) noexcept;
+void event_record(EventHandle event, StreamHandle stream);
+// Work queued on `stream` after this call waits for the event's work (no host wait).
+void stream_wait_event(StreamHandle stream, EventHandle event);
+bool event_query(EventHandle event);  // true when the recorded work has finished
+void event_synchronize(EventHandle event);
 }  // namespace cuda_backend
 
 }  // namespace yolo

@@ -161,5 +161,67 @@ void synchronize(CudaState& state) {
   CUDA_CHECK(cudaStreamSynchronize(state.stream));
 }
 
+void* host_alloc_pinned(size_t bytes) {
+  void* p = nullptr;
+  // Portable: usable by every device's streams, whichever device is current.
+  const cudaError_t e = cudaHostAlloc(&p, bytes == 0 ? 64 : bytes, cudaHostAllocPortable);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    YOLO_FAIL("cannot allocate " << format_bytes(bytes) << " of pinned host memory ("
+                                 << cudaGetErrorString(e)
+                                 << "): use fewer loader workers, a smaller batch or image size");
+  }
+  return p;
+}
+
+void host_free_pinned(void* ptr) noexcept {
+  if (ptr) (void)cudaFreeHost(ptr);
+}
+
+StreamHandle copy_stream(CudaState& state) {
+  return state.copy_stream;
+}
+
+void memcpy_h2d_async(void* dst, const void* src, size_t bytes, StreamHandle stream,
+                      CudaState& state) {
+  CUDA_CHECK(cudaSetDevice(state.device));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
+                             static_cast<cudaStream_t>(stream)));
+}
+
+EventHandle event_create(CudaState& state) {
+  CUDA_CHECK(cudaSetDevice(state.device));
+  cudaEvent_t e = nullptr;
+  CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+void event_destroy(EventHandle event) noexcept {
+  if (event) (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void event_record(EventHandle event, StreamHandle stream) {
+  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)));
+}
+
+void stream_wait_event(StreamHandle stream, EventHandle event) {
+  CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream),
+                                 static_cast<cudaEvent_t>(event), 0));
+}
+
+bool event_query(EventHandle event) {
+  const cudaError_t e = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  if (e == cudaErrorNotReady) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  CUDA_CHECK(e);
+  return true;
+}
+
+void event_synchronize(EventHandle event) {
+  CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+}
+
 }  // namespace cuda_backend
 }  // namespace yolo
