@@ -186,34 +186,42 @@ void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
   // The reference formats the offending values with its global numpy print options,
   // '{:11.5g}' per value (utils/general.py: np.set_printoptions), so "[        1.5]"; labels.cpp
   // prints "%.8g" values without padding.
-  at(m, "big1.png").messages = {"WARNING: {root}/images/big1.png: ignoring corrupt image/label: "
-                                "non-normalized or out of bounds coordinates [1.5]"};
-  at(m, "big2.png").messages = {"WARNING: {root}/images/big2.png: ignoring corrupt image/label: "
-                                "non-normalized or out of bounds coordinates [2 1.25]"};
-  at(m, "neg1.png").messages = {"WARNING: {root}/images/neg1.png: ignoring corrupt image/label: "
-                                "negative label values [-0.1]"};
-  at(m, "neg2.png").messages = {"WARNING: {root}/images/neg2.png: ignoring corrupt image/label: "
-                                "negative label values [-0.30000001 -1]"};
+  at(m, "big1.png").messages = {
+      "WARNING: {root}/images/big1.png: ignoring corrupt image/label: "
+      "non-normalized or out of bounds coordinates [1.5]"};
+  at(m, "big2.png").messages = {
+      "WARNING: {root}/images/big2.png: ignoring corrupt image/label: "
+      "non-normalized or out of bounds coordinates [2 1.25]"};
+  at(m, "neg1.png").messages = {
+      "WARNING: {root}/images/neg1.png: ignoring corrupt image/label: "
+      "negative label values [-0.1]"};
+  at(m, "neg2.png").messages = {
+      "WARNING: {root}/images/neg2.png: ignoring corrupt image/label: "
+      "negative label values [-0.30000001 -1]"};
   // NaN fails the reference's (lb >= 0).all() but is not in lb[lb < 0], so it prints "[]".
-  at(m, "nan.png").messages = {"WARNING: {root}/images/nan.png: ignoring corrupt image/label: "
-                               "negative label values [nan]"};
+  at(m, "nan.png").messages = {
+      "WARNING: {root}/images/nan.png: ignoring corrupt image/label: "
+      "negative label values [nan]"};
 
   // Rows of different lengths: numpy's "setting an array element with a sequence. ..." in the
   // reference; yolocore names the lines.
-  at(m, "ragged.png").messages = {"WARNING: {root}/images/ragged.png: ignoring corrupt image/label: "
-                                  "labels require 5 columns, line 2 has 4 and line 1 has 5"};
+  at(m, "ragged.png").messages = {
+      "WARNING: {root}/images/ragged.png: ignoring corrupt image/label: "
+      "labels require 5 columns, line 2 has 4 and line 1 has 5"};
   // An odd coordinate count in a polygon file: numpy's "cannot reshape array of size 7 into shape
   // (2)" in the reference.
   at(m, "polyodd.png").messages = {
       "WARNING: {root}/images/polyodd.png: ignoring corrupt image/label: polygon row 1 has 7 "
       "coordinates; a polygon needs x y pairs (class x1 y1 x2 y2 ...)"};
   // Unreadable images: PIL's "cannot identify image file '<path>'" in the reference.
-  at(m, "corrupt.jpg").messages = {"WARNING: {root}/images/corrupt.jpg: ignoring corrupt "
-                                   "image/label: cannot identify image file (not JPEG, PNG, BMP, "
-                                   "GIF or TGA; 311 bytes)"};
-  at(m, "zero.png").messages = {"WARNING: {root}/images/zero.png: ignoring corrupt image/label: "
-                                "cannot identify image file (not JPEG, PNG, BMP, GIF or TGA; 0 "
-                                "bytes)"};
+  at(m, "corrupt.jpg").messages = {
+      "WARNING: {root}/images/corrupt.jpg: ignoring corrupt "
+      "image/label: cannot identify image file (not JPEG, PNG, BMP, "
+      "GIF or TGA; 311 bytes)"};
+  at(m, "zero.png").messages = {
+      "WARNING: {root}/images/zero.png: ignoring corrupt image/label: "
+      "cannot identify image file (not JPEG, PNG, BMP, GIF or TGA; 0 "
+      "bytes)"};
 
   // A JPEG cut inside its headers: both drop it; PIL says "Truncated File Read".
   at(m, "trunc_half.jpg").messages = {
@@ -239,10 +247,11 @@ void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
 
   // The reference keeps one message per file (the duplicate-row warning overwrites the JPEG
   // one); yolocore reports both.
-  at(m, "trailing_dups.jpg").messages.insert(
-      at(m, "trailing_dups.jpg").messages.begin(),
-      "WARNING: {root}/images/trailing_dups.jpg: corrupt JPEG (no FF D9 end marker); the file is "
-      "left unchanged");
+  at(m, "trailing_dups.jpg")
+      .messages.insert(at(m, "trailing_dups.jpg").messages.begin(),
+                       "WARNING: {root}/images/trailing_dups.jpg: corrupt JPEG (no FF D9 end "
+                       "marker); the file is "
+                       "left unchanged");
 
   // A folder named like an image: glob('**/*.*') returns it, PIL fails with "[Errno 21] Is a
   // directory" and the reference counts it as a corrupt image; yolocore's listing only walks into
@@ -255,16 +264,16 @@ void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
 TEST_CASE("scan_labels matches the reference's label checks on a crafted bad dataset",
           "[data][labels]") {
   const json& doc = fixture();
-  const fs::path root = fs::temp_directory_path() /
-                        ("yolo_label_fixture_" + std::to_string(::getpid())) / "ds";
+  const fs::path root =
+      fs::temp_directory_path() / ("yolo_label_fixture_" + std::to_string(::getpid())) / "ds";
   fs::remove_all(root.parent_path());
   std::map<std::string, std::string> written;
   for (const auto& f : doc.at("files")) {
     const std::string rel = f.at("path").get<std::string>();
     const std::string bytes = base64_decode(f.at("base64").get<std::string>());
     fs::create_directories((root / rel).parent_path());
-    std::ofstream(root / rel, std::ios::binary).write(bytes.data(),
-                                                      static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(root / rel, std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     written[rel] = bytes;
   }
   const std::string r = root.string();
