@@ -134,12 +134,12 @@ void make_corrupt(Expected& e, const std::string& image, const std::string& reas
 void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
   // ---- Intentional, documented differences ----
 
-  // The reference re-saves a JPEG whose last two bytes are not FF D9 in place ("corrupt JPEG
-  // restored and saved"); yolocore never modifies a user's files, keeps the image and says so
-  // (labels.cpp, verify_pair). The test also checks below that no file changed.
+  // A JPEG with bytes after its FF D9 marker: the reference re-saves it in place ("corrupt JPEG
+  // restored and saved"); yolocore reads it as it is and never modifies a user's file (Note [JPEG
+  // end marker] in labels.cpp). The test also checks below that no file changed.
   at(m, "trailing.jpg").messages = {
-      "WARNING: {root}/images/trailing.jpg: corrupt JPEG (no FF D9 end marker); the file is left "
-      "unchanged"};
+      "WARNING: {root}/images/trailing.jpg: corrupt JPEG (bytes after its FF D9 end marker); read "
+      "as it is, the file is left unchanged"};
 
   // Orientation 5 (transpose) stores the picture transposed like 6 and 8; the reference's
   // exif_size swaps width and height only for 6 and 8, yolocore for 5-8, matching the image the
@@ -179,29 +179,8 @@ void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
                   std::to_string(d.at("removed").get<int>()) + " duplicate labels removed"};
   }
 
-  // ---- Differences found by this fixture, not (yet) documented: reported to the lead ----
-  // Each pins yolocore's current outcome so that a fix shows up here as a failure: then delete the
-  // entry and the reference's outcome is what the test expects.
-
-  // The reference formats the offending values with its global numpy print options,
-  // '{:11.5g}' per value (utils/general.py: np.set_printoptions), so "[        1.5]"; labels.cpp
-  // prints "%.8g" values without padding.
-  at(m, "big1.png").messages = {
-      "WARNING: {root}/images/big1.png: ignoring corrupt image/label: "
-      "non-normalized or out of bounds coordinates [1.5]"};
-  at(m, "big2.png").messages = {
-      "WARNING: {root}/images/big2.png: ignoring corrupt image/label: "
-      "non-normalized or out of bounds coordinates [2 1.25]"};
-  at(m, "neg1.png").messages = {
-      "WARNING: {root}/images/neg1.png: ignoring corrupt image/label: "
-      "negative label values [-0.1]"};
-  at(m, "neg2.png").messages = {
-      "WARNING: {root}/images/neg2.png: ignoring corrupt image/label: "
-      "negative label values [-0.30000001 -1]"};
-  // NaN fails the reference's (lb >= 0).all() but is not in lb[lb < 0], so it prints "[]".
-  at(m, "nan.png").messages = {
-      "WARNING: {root}/images/nan.png: ignoring corrupt image/label: "
-      "negative label values [nan]"};
+  // ---- Different wording for the same outcome: the reference passes on a library's exception
+  // text (NumPy, PIL); yolocore says what is wrong in its own words ----
 
   // Rows of different lengths: numpy's "setting an array element with a sequence. ..." in the
   // reference; yolocore names the lines.
@@ -228,35 +207,17 @@ void apply_differences(std::map<std::string, Expected>& m, const json& doc) {
       "WARNING: {root}/images/trunc_half.jpg: ignoring corrupt image/label: truncated file while "
       "reading JPEG segment at byte 393"};
 
-  // A JPEG without its end marker: PIL's decode during the reference's re-save raises "image file
-  // is truncated (N bytes not processed)" (no LOAD_TRUNCATED_IMAGES), so the reference drops it
-  // as corrupt; it never reaches "restored and saved". yolocore keeps it with a warning.
-  {
-    const Expected& good = at(m, "good_jpg.jpg");
-    for (const char* name : {"trunc_eoi.jpg"}) {
-      Expected& e = at(m, name);
-      e.kept = true;
-      e.corrupt = 0;
-      e.found = 1;
-      e.width = e.height = 32;
-      e.boxes = good.boxes;
-      e.messages = {"WARNING: {root}/images/" + std::string(name) +
-                    ": corrupt JPEG (no FF D9 end marker); the file is left unchanged"};
-    }
-  }
+  // A JPEG whose data ends before FF D9: both drop it; PIL's text counts the bytes it did not
+  // process ("image file is truncated (26 bytes not processed)").
+  at(m, "trunc_eoi.jpg").messages = {
+      "WARNING: {root}/images/trunc_eoi.jpg: ignoring corrupt image/label: image file is truncated "
+      "(no FF D9 end marker)"};
 
-  // The reference keeps one message per file (the duplicate-row warning overwrites the JPEG
-  // one); yolocore reports both.
-  at(m, "trailing_dups.jpg")
-      .messages.insert(at(m, "trailing_dups.jpg").messages.begin(),
-                       "WARNING: {root}/images/trailing_dups.jpg: corrupt JPEG (no FF D9 end "
-                       "marker); the file is "
-                       "left unchanged");
-
-  // A folder named like an image: glob('**/*.*') returns it, PIL fails with "[Errno 21] Is a
-  // directory" and the reference counts it as a corrupt image; yolocore's listing only walks into
-  // it (the image inside is listed by both).
-  at(m, "dir.jpg").listed = false;
+  // A folder named like an image: both list it (glob's **/*.* matches it) and drop it; Python
+  // says "[Errno 21] Is a directory: '<path>'".
+  at(m, "dir.jpg").messages = {
+      "WARNING: {root}/images/dir.jpg: ignoring corrupt image/label: Is a directory: "
+      "'{root}/images/dir.jpg'"};
 }
 
 }  // namespace

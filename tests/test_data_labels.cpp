@@ -14,6 +14,7 @@
 
 #include "tests/harness.h"
 #include "yolo/data/dataset_check.h"
+#include "yolo/data/image_io.h"
 #include "yolo/data/dataset_config.h"
 #include "yolo/data/image_probe.h"
 #include "yolo/data/labels.h"
@@ -421,20 +422,20 @@ TEST_CASE("label parsing: every check of verify_image_label with its message", "
   CHECK_THAT(parse_error("0 0.5 0.5 0.1 0.1\n  \n0 0.5 0.5 0.1 0.1\n"),
              Catch::Contains("line 2 has 0"));
   CHECK_THAT(parse_error("0 -0.1 0.5 0.1 0.1\n0 -0.2 0.5 1.1 0.1\n"),
-             Catch::Equals("negative label values [-0.1 -0.2]"));
+             Catch::Equals("negative label values [       -0.1        -0.2]"));
   CHECK_THAT(parse_error("0 0.5 1.5 0.1 0.1\n"),
-             Catch::Equals("non-normalized or out of bounds coordinates [1.5]"));
+             Catch::Equals("non-normalized or out of bounds coordinates [        1.5]"));
   CHECK_THAT(parse_error("0 abc 0.5 0.1 0.1\n"),
              Catch::Equals("could not convert string to float: 'abc'"));
-  CHECK_THAT(parse_error("0 nan 0.5 0.1 0.1\n"), Catch::Contains("negative label values [nan]"));
+  CHECK_THAT(parse_error("0 nan 0.5 0.1 0.1\n"), Catch::Equals("negative label values []"));
   CHECK_THAT(parse_error("0 inf 0.5 0.1 0.1\n"),
-             Catch::Contains("non-normalized or out of bounds coordinates [inf]"));
-  CHECK_THAT(parse_error("0 -inf 0.5 0.1 0.1\n"), Catch::Contains("negative label values [-inf]"));
+             Catch::Contains("non-normalized or out of bounds coordinates [        inf]"));
+  CHECK_THAT(parse_error("0 -inf 0.5 0.1 0.1\n"), Catch::Contains("negative label values [       -inf]"));
   CHECK_THAT(parse_error("0 1e400 0.5 0.1 0.1\n"),
-             Catch::Contains("out of bounds coordinates [inf]"));
+             Catch::Contains("out of bounds coordinates [        inf]"));
   // The reference reads "+1 1_0 .5" as 1, 10, 0.5 (Python float()).
   CHECK_THAT(parse_error("+1 1_0 .5 0.1 0.1\n"),
-             Catch::Equals("non-normalized or out of bounds coordinates [10]"));
+             Catch::Equals("non-normalized or out of bounds coordinates [         10]"));
   for (const char* bad :
        {"1__0", "_1", "1_", "0x1p3", "1e", "e5", "--1", "1.2.3", ".", "nan(1)", "infx"})
     CHECK_THAT(parse_error(std::string("0 ") + bad + " 0.5 0.1 0.1"),
@@ -519,9 +520,13 @@ TEST_CASE("label scan: found, missing, empty and corrupt pairs with the referenc
   write_text(lb / "e.txt", "0 0.5 1.5 0.1 0.1\n");  // corrupt label
   write_file(im / "f.jpg", Bytes{'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
   write_file(im / "g.png", png(9, 40));              // too small
-  write_file(im / "h.jpg", jpeg(50, 40, 0, false));  // no FF D9: reported, kept, not modified
+  // Bytes after the FF D9 marker: reported, read as it is, never modified (the reference re-saves).
+  Bytes h_bytes = encode_jpeg(Image(50, 40), 90);
+  h_bytes.insert(h_bytes.end(), {0x00, 0x12, 0x34});
+  write_file(im / "h.jpg", h_bytes);
   write_text(lb / "h.txt", "0 0.1 0.1 0.3 0.1 0.3 0.4\n");
   write_file(im / "i.jpg", gif(40, 40));  // a GIF named .jpg: the reference's invalid format
+  write_file(im / "j.jpg", jpeg(50, 40, 0, false));  // data cut before FF D9: corrupt
   const Bytes h_before = [&] {
     std::ifstream in(im / "h.jpg", std::ios::binary);
     return Bytes(std::istreambuf_iterator<char>(in), {});
@@ -529,15 +534,15 @@ TEST_CASE("label scan: found, missing, empty and corrupt pairs with the referenc
 
   const LabelScan s =
       scan_labels({im.string()}, {.use_cache = false, .threads = 3, .prefix = "train: "});
-  CHECK(s.total == 9);
+  CHECK(s.total == 10);
   CHECK(s.found ==
         5);  // a, b, d, e, h: as the reference, an empty or a bad label file counts as found
   CHECK(s.missing == 1);
   CHECK(s.empty == 1);
-  CHECK(s.corrupt == 4);
+  CHECK(s.corrupt == 5);
   CHECK_FALSE(s.from_cache);
   CHECK(s.summary == "train: Scanning '" + (d / "ds/labels/train").string() +
-                         "' images and labels... 5 found, 1 missing, 1 empty, 4 corrupt");
+                         "' images and labels... 5 found, 1 missing, 1 empty, 5 corrupt");
   REQUIRE(s.images.size() == 5);
   CHECK(s.images[0].image == (im / "a.png").string());
   CHECK(s.images[0].status == LabelStatus::found);
@@ -553,12 +558,16 @@ TEST_CASE("label scan: found, missing, empty and corrupt pairs with the referenc
   CHECK(contains(
       s.messages,
       pre + (im / "e.png").string() +
-          ": ignoring corrupt image/label: non-normalized or out of bounds coordinates [1.5]"));
+          ": ignoring corrupt image/label: non-normalized or out of bounds coordinates "
+          "[        1.5]"));
   CHECK(contains(s.messages, pre + (im / "f.jpg").string() +
                                  ": ignoring corrupt image/label: cannot identify image file"));
   CHECK(contains(s.messages, pre + (im / "g.png").string() +
                                  ": ignoring corrupt image/label: image size (9, 40) <10 pixels"));
-  CHECK(contains(s.messages, pre + (im / "h.jpg").string() + ": corrupt JPEG"));
+  CHECK(contains(s.messages, pre + (im / "h.jpg").string() +
+                                 ": corrupt JPEG (bytes after its FF D9 end marker)"));
+  CHECK(contains(s.messages, pre + (im / "j.jpg").string() +
+                                 ": ignoring corrupt image/label: image file is truncated"));
   CHECK(contains(s.messages, pre + (im / "i.jpg").string() +
                                  ": ignoring corrupt image/label: invalid image format GIF"));
   const Bytes h_after = [&] {
@@ -689,7 +698,8 @@ TEST_CASE("dataset check: summary, per-class counts, problems and exit codes", "
   CHECK_THAT(text, Catch::Contains("train: Scanning '") &&
                        Catch::Contains("2 found, 0 missing, 0 empty, 1 corrupt"));
   CHECK_THAT(text, Catch::Contains((root / "images/train/b.png").string() +
-                                   ": ignoring corrupt image/label: negative label values [-0.1]"));
+                                   ": ignoring corrupt image/label: negative label values "
+                                   "[       -0.1]"));
   CHECK_THAT(text, Catch::Contains("                   dog          1          2"));
   CHECK_THAT(text, Catch::Contains("                  bird          1          1"));
   CHECK_THAT(text, Catch::Contains("dataset is usable"));

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "yolo/data/image_io.h"
 #include "yolo/data/image_probe.h"
 
 namespace yolo {
@@ -122,16 +123,40 @@ bool is_py_space(unsigned char c) {
   return is_space(c) || c == '\n' || c == '\r';
 }
 
-std::string format_values(const std::vector<float>& v) {
+// The reference prints offending values through NumPy's str() under its global print options
+// (utils/general.py: formatter '{:11.5g}' for floats, linewidth 320): every value right-aligned in
+// 11 characters, separated by a space, wrapped before a line would pass 320 characters (the last
+// one keeps room for the closing bracket) with a one-space continuation indent.
+std::string compact_values(const std::vector<float>& v) {
   std::string out = "[";
   for (std::size_t i = 0; i < v.size() && i < 10; ++i) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.8g", static_cast<double>(v[i]));
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v[i]));
     if (i) out += ' ';
     out += buf;
   }
   if (v.size() > 10) out += " ...";
   return out + "]";
+}
+
+std::string format_values(const std::vector<float>& v) {
+  constexpr std::size_t kLineWidth = 320;
+  std::string out, line = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%11.5g", static_cast<double>(v[i]));
+    const std::string word = buf;
+    const bool last = i + 1 == v.size();
+    const std::size_t width = last ? kLineWidth - 1 : kLineWidth;
+    if (line.size() + word.size() > width && line.size() > 1) {
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line + "\n";
+      line = " ";
+    }
+    line += word;
+    if (!last) line += ' ';
+  }
+  return out + line + "]";
 }
 
 }  // namespace
@@ -209,10 +234,14 @@ ParsedLabels parse_label_text(std::string_view text) {
   }
 
   const std::size_t n = out.boxes.size() / 5;
+  // (lb >= 0).all() fails on NaN too, but the message lists lb[lb < 0] only, as the reference's.
   std::vector<float> bad;
-  for (float v : out.boxes)
-    if (!(v >= 0)) bad.push_back(v);
-  if (!bad.empty()) throw LabelError("negative label values " + format_values(bad));
+  bool all_non_negative = true;
+  for (float v : out.boxes) {
+    all_non_negative = all_non_negative && v >= 0;
+    if (v < 0) bad.push_back(v);
+  }
+  if (!all_non_negative) throw LabelError("negative label values " + format_values(bad));
   for (std::size_t i = 0; i < n; ++i)
     for (int j = 1; j < 5; ++j)
       if (out.boxes[i * 5 + j] > 1) bad.push_back(out.boxes[i * 5 + j]);
@@ -275,6 +304,9 @@ void walk_folder(const fs::path& dir, std::set<fs::path>& visited, std::vector<s
     if (name.empty() || name[0] == '.') continue;
     std::error_code sec;
     if (it->is_directory(sec)) {
+      // glob('**/*.*') also matches a folder whose name has a dot; the reference then fails to
+      // open it as an image ("Is a directory") and counts it corrupt.
+      if (name.find('.') != std::string::npos) out.push_back(p.string());
       walk_folder(p, visited, out);
     } else if (name.find('.') != std::string::npos) {
       out.push_back(p.string());
@@ -574,6 +606,8 @@ PairResult verify_pair(const std::string& image, const std::string& label,
   PairResult r;
   try {
     ImageProbe probe;
+    std::error_code dir_ec;
+    if (fs::is_directory(image, dir_ec)) throw LabelError("Is a directory: '" + image + "'");
     try {
       probe = probe_image(image);
     } catch (const Error& e) {
@@ -587,9 +621,21 @@ PairResult verify_pair(const std::string& image, const std::string& label,
                        ") <10 pixels");
     if (probe.format == ImageFormat::gif || probe.format == ImageFormat::tga)
       throw LabelError(std::string("invalid image format ") + image_format_name(probe.format));
-    if (probe.format == ImageFormat::jpeg && !probe.jpeg_eoi)
+    if (probe.format == ImageFormat::jpeg && !probe.jpeg_eoi) {
+      // Note [JPEG end marker]: the reference re-saves such a file through PIL, which decodes
+      // it: with bytes after an intact FF D9 that works ("restored and saved"), with the data cut
+      // short it raises and the image is dropped. We decode the same way, but never re-save.
+      try {
+        DecodeOptions strict;
+        strict.accept_truncated_jpeg = false;
+        (void)decode_image_file(image, strict);
+      } catch (const Error&) {
+        throw LabelError("image file is truncated (no FF D9 end marker)");
+      }
       r.msgs.push_back(prefix + "WARNING: " + image +
-                       ": corrupt JPEG (no FF D9 end marker); the file is left unchanged");
+                       ": corrupt JPEG (bytes after its FF D9 end marker); read as it is, the file "
+                       "is left unchanged");
+    }
     r.labels.image = image;
     r.labels.width = w;
     r.labels.height = h;
@@ -601,8 +647,10 @@ PairResult verify_pair(const std::string& image, const std::string& label,
       if (!read_file(label, text, kMaxLabelBytes))
         throw LabelError("cannot read label file " + label + " (unreadable or over 64 MiB)");
       ParsedLabels parsed = parse_label_text(text);
+      // One message per file, as the reference's single msg: the duplicates note replaces an
+      // earlier JPEG warning.
       if (parsed.duplicates_removed > 0)
-        r.msgs.push_back(prefix + "WARNING: " + image + ": " +
+        r.msgs.assign(1, prefix + "WARNING: " + image + ": " +
                          std::to_string(parsed.duplicates_removed) + " duplicate labels removed");
       r.labels.boxes = std::move(parsed.boxes);
       r.labels.segments = std::move(parsed.segments);
@@ -721,7 +769,7 @@ std::vector<std::string> class_range_problems(const LabelScan& scan, int nc,
     for (std::size_t i = 0; i < im.boxes.size(); i += 5)
       if (im.boxes[i] >= static_cast<float>(nc)) bad.push_back(im.boxes[i]);
     if (!bad.empty())
-      out.push_back(image_to_label_path(im.image) + ": class " + format_values(bad) + " >= nc=" +
+      out.push_back(image_to_label_path(im.image) + ": class " + compact_values(bad) + " >= nc=" +
                     std::to_string(nc) + "; fix the class ids or raise nc/names in the data yaml");
   }
   return out;
