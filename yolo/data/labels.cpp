@@ -397,7 +397,7 @@ namespace {
 // the machine writes it (the hash includes the byte order, so a foreign cache is simply rebuilt).
 // Any mismatch, short read or bad checksum means "no cache": the scan runs and rewrites it.
 constexpr char kCacheMagic[8] = {'Y', 'O', 'L', 'O', 'L', 'B', 'L', 'C'};
-constexpr uint32_t kCacheVersion = 1;
+constexpr uint32_t kCacheVersion = 2;  // 2: NumPy-style value lists, JPEG end-marker outcomes
 
 uint64_t fnv1a(const void* data, std::size_t n, uint64_t h = 1469598103934665603ull) {
   const auto* p = static_cast<const uint8_t*>(data);
