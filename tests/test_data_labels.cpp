@@ -641,7 +641,7 @@ TEST_CASE(
     if (variant == 1) bytes.resize(bytes.size() / 3);
     if (variant == 2) bytes = std::string(333, '\xee');
     if (variant == 3) bytes.clear();
-    if (variant == 4) bytes.replace(8, 4, std::string("\x02\0\0\0", 4));  // another version
+    if (variant == 4) bytes.replace(8, 4, std::string("\x07\0\0\0", 4));  // another version
     write_text(cache, bytes);
     const LabelScan s = scan_labels(src);
     CHECK_FALSE(s.from_cache);
