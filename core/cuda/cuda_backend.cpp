@@ -185,8 +185,8 @@ StreamHandle copy_stream(CudaState& state) {
 void memcpy_h2d_async(void* dst, const void* src, size_t bytes, StreamHandle stream,
                       CudaState& state) {
   CUDA_CHECK(cudaSetDevice(state.device));
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice,
-                             static_cast<cudaStream_t>(stream)));
+  CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)));
 }
 
 EventHandle event_create(CudaState& state) {
@@ -205,8 +205,8 @@ void event_record(EventHandle event, StreamHandle stream) {
 }
 
 void stream_wait_event(StreamHandle stream, EventHandle event) {
-  CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream),
-                                 static_cast<cudaEvent_t>(event), 0));
+  CUDA_CHECK(
+      cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0));
 }
 
 bool event_query(EventHandle event) {

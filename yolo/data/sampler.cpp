@@ -16,8 +16,8 @@ std::vector<int64_t> torch_randperm(int64_t n, uint64_t seed) {
   // at::mt19937 (both are the reference MT19937 of Matsumoto and Nishimura).
   std::mt19937 gen(static_cast<uint32_t>(seed & 0xffffffffu));
   for (int64_t i = 0; i + 1 < n; ++i) {
-    const int64_t z = static_cast<int64_t>(static_cast<uint64_t>(gen()) %
-                                           static_cast<uint64_t>(n - i));
+    const int64_t z =
+        static_cast<int64_t>(static_cast<uint64_t>(gen()) % static_cast<uint64_t>(n - i));
     std::swap(r[static_cast<size_t>(i)], r[static_cast<size_t>(i + z)]);
   }
   return r;
@@ -28,9 +28,9 @@ namespace {
 void check_options(const SamplerOptions& o) {
   YOLO_CHECK(o.size >= 0, "sampler: negative dataset size " << o.size);
   if (o.rank >= 0) {
-    YOLO_CHECK(o.world >= 1 && o.rank < o.world,
-               "sampler: rank " << o.rank << " is not in [0, world=" << o.world
-                                << "); pass rank -1 for a single process");
+    YOLO_CHECK(o.world >= 1 && o.rank < o.world, "sampler: rank "
+                                                     << o.rank << " is not in [0, world=" << o.world
+                                                     << "); pass rank -1 for a single process");
   } else {
     YOLO_CHECK(o.rank == -1, "sampler: rank " << o.rank << " (use -1 for a single process)");
   }
@@ -64,7 +64,8 @@ std::vector<int64_t> epoch_indices(const SamplerOptions& o, int64_t epoch) {
   const int64_t total = per_rank * o.world;
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(per_rank));
-  // Position k of the padded list is indices[k % size]: the padding repeats the list from its start.
+  // Position k of the padded list is indices[k % size]: the padding repeats the list from its
+  // start.
   for (int64_t k = o.rank; k < total; k += o.world) {
     mine.push_back(indices[static_cast<size_t>(k % o.size)]);
   }

@@ -16,11 +16,11 @@ namespace yolo {
 std::vector<int64_t> torch_randperm(int64_t n, uint64_t seed);
 
 struct SamplerOptions {
-  int64_t size = 0;      // dataset length
-  bool shuffle = true;   // train: true; val and rect batches: false
-  uint64_t seed = 0;     // DistributedSampler's seed (the reference leaves it at 0)
-  int rank = -1;         // -1: one process; else this process's rank in [0, world)
-  int world = 1;         // number of ranks (used when rank >= 0)
+  int64_t size = 0;     // dataset length
+  bool shuffle = true;  // train: true; val and rect batches: false
+  uint64_t seed = 0;    // DistributedSampler's seed (the reference leaves it at 0)
+  int rank = -1;        // -1: one process; else this process's rank in [0, world)
+  int world = 1;        // number of ranks (used when rank >= 0)
 };
 
 // Note [Epoch order]
