@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/philox.h"  // YOLO_HOST_DEVICE
@@ -270,12 +271,20 @@ YOLO_HOST_DEVICE void rgb_to_hsv(int r, int g, int b, int& h, int& s, int& v, co
   v = vmax;
 }
 
-// 1 - a * b rounded once (cv2's build contracts these into FMAs; Note [cv2 8-bit HSV]).
+// 1 - a * b rounded once (cv2's build contracts these into FMAs; Note [cv2 8-bit HSV]). On the
+// host without an FMA instruction: a * b is exact in double and 1 - a * b is rounded once to
+// double; rounding that to float equals the single rounding unless the double lands exactly
+// halfway between two floats, which is checked (then libm's exact fmaf decides).
 YOLO_HOST_DEVICE float one_minus_product(float a, float b) {
 #ifdef __CUDA_ARCH__
   return __fmaf_rn(-a, b, 1.f);
 #else
-  return std::fmaf(-a, b, 1.f);
+  const double r = 1.0 - double(a) * double(b);
+  uint64_t bits;
+  std::memcpy(&bits, &r, sizeof bits);
+  constexpr uint64_t kLow = (uint64_t{1} << 29) - 1;  // double bits below float precision
+  if ((bits & kLow) == (uint64_t{1} << 28)) return std::fmaf(-a, b, 1.f);
+  return float(r);
 #endif
 }
 
@@ -288,7 +297,7 @@ YOLO_HOST_DEVICE void hsv_to_rgb(int h, int s, int v, bool simd, int& r, int& g,
   float hf = fmul(float(h), hscale);
   const float pre = float(int(hf));  // hf >= 0: truncation is cvFloor
   hf = fsub(hf, pre);
-  const int sector = int(pre) % 6;
+  const int sector = int(pre) >= 6 ? int(pre) - 6 : int(pre);  // h <= 255: pre <= 8
   float tab[4];
   tab[0] = vf;
   tab[1] = fmul(vf, fsub(1.f, sf));

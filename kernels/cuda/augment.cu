@@ -1,0 +1,99 @@
+// CUDA augmentation apply (CPU twin: kernels/cpu/augment.cpp): one thread per output pixel,
+// grid (column blocks, rows, samples). The per-sample descriptors (tiles resolved to byte
+// offsets, inverted matrices, HSV tables) are prepared on the host and uploaded with one
+// cudaMemcpyAsync; every pixel is computed by the shared kernels/augment_pixel.h functions, so
+// the bytes equal the CPU's.
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "core/cuda_state.h"
+#include "kernels/augment.h"
+#include "kernels/augment_pixel.h"
+
+namespace yolo {
+namespace {
+
+using augment_pixel::PixelSample;
+
+constexpr int kThreads = 128;
+
+__device__ __forceinline__ void store(uint8_t* p, int v) {
+  *p = uint8_t(v);
+}
+__device__ __forceinline__ void store(float* p, int v) {
+  *p = __fdiv_rn(float(v), 255.0f);
+}
+__device__ __forceinline__ void store(__half* p, int v) {
+  *p = __float2half_rn(__fdiv_rn(float(v), 255.0f));
+}
+
+// out: (B, H, W, 3) NHWC of T. samples: B prepared descriptors in device memory.
+template <typename T>
+__global__ void augment_kernel(const uint8_t* __restrict__ pixels,
+                               const PixelSample* __restrict__ samples, T* __restrict__ out, int H,
+                               int W) {
+  __shared__ int sdiv[256];
+  __shared__ int hdiv[256];
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+    sdiv[i] = augment_pixel::hsv_sdiv(i);
+    hdiv[i] = augment_pixel::hsv_hdiv(i);
+  }
+  __syncthreads();
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int y = blockIdx.y;
+  const int n = blockIdx.z;
+  if (x >= W) return;
+  const PixelSample& s = samples[n];
+  const int rx = s.flip_lr ? W - 1 - x : x;  // the pre-flip pixel this output pixel shows
+  const int ry = s.flip_ud ? H - 1 - y : y;
+  int a[3], b[3] = {0, 0, 0};
+  augment_pixel::view_rgb(pixels, s.views[0], rx, ry, a);
+  if (s.mixup) augment_pixel::view_rgb(pixels, s.views[1], rx, ry, b);
+  augment_pixel::finish_rgb(s, a, b, augment_pixel::hsv_simd_column(rx, W), sdiv, hdiv, s.lut);
+  T* o = out + ((int64_t(n) * H + y) * W + x) * 3;
+  store(o, a[0]);
+  store(o + 1, a[1]);
+  store(o + 2, a[2]);
+}
+
+}  // namespace
+
+void augment_apply_cuda(Context& ctx, const Tensor& pixels,
+                        const std::vector<AugmentSource>& sources,
+                        const std::vector<AugmentSample>& samples, const Tensor& out) {
+  const int B = int(out.dim(0)), H = int(out.dim(1)), W = int(out.dim(2));
+  if (B == 0 || H == 0 || W == 0) return;
+  std::vector<PixelSample> host(static_cast<size_t>(B));
+  for (int n = 0; n < B; ++n) {
+    augment_pixel::prepare_sample(samples[size_t(n)], sources, W, H, host[size_t(n)]);
+  }
+  const int64_t bytes = int64_t(host.size() * sizeof(PixelSample));
+  const Tensor desc = ctx.empty({bytes}, DType::u8);
+  cudaStream_t stream = ctx.cuda().stream;
+  // Pageable source: the driver stages the bytes before returning, so `host` may go away after.
+  CUDA_CHECK(
+      cudaMemcpyAsync(desc.raw(), host.data(), size_t(bytes), cudaMemcpyHostToDevice, stream));
+  const dim3 grid(unsigned((W + kThreads - 1) / kThreads), unsigned(H), unsigned(B));
+  const auto* d = static_cast<const PixelSample*>(desc.raw());
+  const auto* px = static_cast<const uint8_t*>(pixels.raw());
+  switch (out.dtype()) {
+    case DType::u8:
+      augment_kernel<uint8_t>
+          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<uint8_t*>(out.raw()), H, W);
+      break;
+    case DType::f32:
+      augment_kernel<float>
+          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<float*>(out.raw()), H, W);
+      break;
+    default:
+      augment_kernel<__half>
+          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<__half*>(out.raw()), H, W);
+      break;
+  }
+  YOLO_LAUNCH_CHECK();
+}
+
+}  // namespace yolo
