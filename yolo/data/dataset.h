@@ -102,6 +102,9 @@ class DetectionDataset {
   const DatasetOptions& options() const { return options_; }
   const std::vector<ImageLabels>& images() const { return scan_.images; }
   const LabelScan& scan() const { return scan_; }
+  // Things the user should know about the options (e.g. copy_paste with polygon labels, which
+  // yolocore does not apply); the trainer prints them once.
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // True when samples use mosaic (augment and not rect), as the reference's self.mosaic.
   bool mosaic() const;
   // The letterbox target of sample `index`: its rect batch shape (rect mode, where the images are
@@ -131,6 +134,7 @@ class DetectionDataset {
   LabelScan scan_;
   DatasetOptions options_;
   std::vector<std::pair<int, int>> rect_shape_;  // per image index (rect mode)
+  std::vector<std::string> warnings_;
   std::unique_ptr<Cache> cache_;
 };
 
