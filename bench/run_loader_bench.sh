@@ -4,7 +4,7 @@
 # size, batch and hyp, at 1 and 2 workers, in one call. Prints both tools' lines and a table.
 #   bench/run_loader_bench.sh                     # from the repository root
 #   YOLO=build/bin/yolo REF=/work/ref-yolov5 PY=/work/venv-ref/bin/python BATCHES=30 WORKERS="1 2" \
-#     bench/run_loader_bench.sh
+#     CACHE=ram bench/run_loader_bench.sh       # both loaders with images cached in RAM
 # Makes datasets/shapes640 (256 train images, 640 px) with `yolo dataset shapes` when it is missing.
 set -euo pipefail
 
@@ -18,7 +18,8 @@ BATCHES=${BATCHES:-30}
 WARMUP=${WARMUP:-3}
 WORKERS=${WORKERS:-"1 2"}
 HYP=${HYP:-configs/hyp.scratch-low.yaml}
-EXTRA=${EXTRA:-}  # more `yolo dataset bench` options, e.g. "--cache ram"
+CACHE=${CACHE:-}  # "ram": both loaders cache the decoded images first (--cache ram)
+EXTRA=${EXTRA:-}  # more `yolo dataset bench` options, e.g. "--device cuda --gpu-augment"
 
 [[ -x "$YOLO" ]] || { echo "run_loader_bench.sh: no yolo binary at $YOLO (build it, or set YOLO=)" >&2; exit 2; }
 if [[ ! -f "$DATA_DIR/data.yaml" ]]; then
@@ -34,12 +35,15 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
 table=()
 for w in $WORKERS; do
+  cache_opt=()
+  [[ -n "$CACHE" ]] && cache_opt=(--cache "$CACHE")
   ref_out=$(run "$PY" tools/bench_reference_loader.py --ref "$REF" --data "$DATA_DIR/data.yaml" \
-    --hyp "$HYP" --img "$IMG" --batch "$BATCH" --workers "$w" --batches "$BATCHES" --warmup "$WARMUP" 2>&1)
+    --hyp "$HYP" --img "$IMG" --batch "$BATCH" --workers "$w" --batches "$BATCHES" \
+    --warmup "$WARMUP" "${cache_opt[@]}" 2>&1)
   echo "$ref_out" | grep 'reference loader'
   # shellcheck disable=SC2086
   our_out=$(run "$YOLO" dataset bench --data "$DATA_DIR/data.yaml" --hyp "$HYP" --img "$IMG" \
-    --batch "$BATCH" --workers "$w" --batches "$BATCHES" --warmup "$WARMUP" $EXTRA 2>&1)
+    --batch "$BATCH" --workers "$w" --batches "$BATCHES" --warmup "$WARMUP" "${cache_opt[@]}" $EXTRA 2>&1)
   echo "$our_out" | grep -E 'dataset bench|yolocore loader|^loader:'
   read -r ref_med ref_tot <<<"$(echo "$ref_out" | rates)"
   read -r our_med our_tot <<<"$(echo "$our_out" | rates)"
@@ -47,7 +51,8 @@ for w in $WORKERS; do
     "$our_med" "$our_tot" "$(echo "$our_med / $ref_med" | bc -l)" "$(echo "$our_tot / $ref_tot" | bc -l)")")
 done
 echo
-echo "images/s, batch $BATCH, img $IMG, $BATCHES batches after $WARMUP warm-up, $DATA_DIR, $HYP ${EXTRA}"
+echo "images/s, batch $BATCH, img $IMG, $BATCHES batches after $WARMUP warm-up, $DATA_DIR, $HYP" \
+  "${CACHE:+cache $CACHE} ${EXTRA}"
 echo "| workers | ref median | ref total | ours median | ours total | median ratio | total ratio |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${table[@]}"

@@ -5,12 +5,12 @@ HSV, flips and collate in W worker processes — so `yolo dataset bench` can be 
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 /work/venv-ref/bin/python \
         tools/bench_reference_loader.py --ref /work/ref-yolov5 --data datasets/shapes640/data.yaml \
-        --img 640 --batch 16 --workers 2 --batches 30 --warmup 3
+        --img 640 --batch 16 --workers 2 --batches 30 --warmup 3 [--cache ram]
 
 Iterates the loader (InfiniteDataLoader, across epochs as train.py does) for --warmup batches, then
-times --batches more: prints images/s as the median over batches (batch size / time between
-consecutive batches) and as the total (images / wall time of the timed batches), in the same words
-as `yolo dataset bench`. The reference writes its own labels/*.cache beside the labels (yolocore's
+times --batches more: prints images/s as the median over windows of `workers` consecutive batches
+(worker processes deliver in bursts) and as the total (images / wall time of the timed batches), in
+the same words as `yolo dataset bench`. The reference writes its own labels/*.cache beside the labels (yolocore's
 cache has another name, so the two never collide). Not part of the product (DESIGN.md tools/).
 """
 import argparse
@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--cache", default=None, choices=["ram"], help="the reference's --cache ram")
     args = ap.parse_args()
 
     ref = load(args.ref)
@@ -57,31 +58,29 @@ def main():
     with open(args.hyp) as f:
         hyp = yaml.safe_load(f)
     loader, dataset = create_dataloader(train_source(args.data), args.img, args.batch, 32, hyp=hyp,
-                                        augment=True, workers=args.workers, shuffle=True,
-                                        prefix="train: ")
+                                        augment=True, cache=args.cache, workers=args.workers,
+                                        shuffle=True, prefix="train: ")
     print(f"reference loader: {len(dataset)} images, batch {args.batch}, img {args.img}, "
           f"workers {loader.num_workers} (asked {args.workers}), {len(loader)} batches/epoch")
 
-    times, sizes = [], []
-    seen = 0
-    t_prev = time.perf_counter()
-    t_start = t_prev  # end of the warm-up: the arrival of the last warm-up batch
-    while seen < args.warmup + args.batches:
+    # arrival[k + 1]: when batch k was in hand; arrival[0]: before the first batch was asked for.
+    arrival, sizes = [time.perf_counter()], []
+    while len(sizes) < args.warmup + args.batches:
         for imgs, targets, paths, _ in loader:
-            t = time.perf_counter()
-            if seen >= args.warmup:
-                times.append(t - t_prev)
-                sizes.append(imgs.shape[0])
-            elif seen == args.warmup - 1:
-                t_start = t
-            t_prev = t
-            seen += 1
-            if seen >= args.warmup + args.batches:
+            arrival.append(time.perf_counter())
+            sizes.append(imgs.shape[0])
+            if len(sizes) >= args.warmup + args.batches:
                 break
-    total = time.perf_counter() - t_start
-    per_batch = [n / dt for n, dt in zip(sizes, times)]
-    print(f"reference loader: {sum(sizes)} images in {len(sizes)} batches after {args.warmup} warm-up: "
-          f"median {statistics.median(per_batch):.1f} images/s, total {sum(sizes) / total:.1f} images/s")
+    # Worker processes deliver batches in bursts: the median is over windows of `workers`
+    # consecutive timed batches (one batch with 0 or 1 worker), as `yolo dataset bench` does.
+    window = max(1, min(loader.num_workers, args.batches))
+    w0, n = args.warmup, args.batches
+    rates = [sum(sizes[k + 1 - window:k + 1]) / (arrival[k + 1] - arrival[k + 1 - window])
+             for k in range(w0 + window - 1, w0 + n)]
+    timed = sizes[w0:]
+    total = arrival[w0 + n] - arrival[w0]
+    print(f"reference loader: {sum(timed)} images in {n} batches after {w0} warm-up: "
+          f"median {statistics.median(rates):.1f} images/s, total {sum(timed) / total:.1f} images/s")
 
 
 if __name__ == "__main__":

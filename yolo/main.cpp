@@ -81,9 +81,9 @@ int run_info(int argc, char** argv) {
 }
 
 // yolo dataset bench ...: builds the augmenting train dataset (mosaic etc.) and times the loader:
-// images/s as the median over batches after the warm-up and over the whole timed run, then the
-// loader's per-stage counters. On CUDA each batch is synchronised, so its upload (and the GPU
-// augmentation) is inside the time.
+// images/s as the median over windows of `workers` consecutive batches after the warm-up and over
+// the whole timed run, then the loader's per-stage counters. On CUDA each batch is synchronised, so
+// its upload (and the GPU augmentation) is inside the time.
 int run_dataset_bench(int argc, char** argv) {
   const char* usage =
       "usage: yolo dataset bench [--data X.yaml] [--img 640] [--batch 16] [--workers 2] "
@@ -171,24 +171,32 @@ int run_dataset_bench(int argc, char** argv) {
   }
   std::printf("\n");
 
-  std::vector<double> rates;
-  int64_t images = 0;
-  auto t_prev = std::chrono::steady_clock::now();
-  auto t_start = t_prev;
+  // arrival[k + 1]: when batch k was in hand (synchronised); arrival[0]: before the first next().
+  using SteadyClock = std::chrono::steady_clock;
+  std::vector<SteadyClock::time_point> arrival{SteadyClock::now()};
+  std::vector<int64_t> sizes;
   for (int k = 0; k < warmup + batches; ++k) {
     std::optional<yolo::Batch> b = loader.next();
     ctx.synchronize();
-    const auto t = std::chrono::steady_clock::now();
-    if (k >= warmup) {
-      rates.push_back(static_cast<double>(b->size()) /
-                      std::chrono::duration<double>(t - t_prev).count());
-      images += b->size();
-    } else if (k == warmup - 1) {
-      t_start = t;
-    }
-    t_prev = t;
+    arrival.push_back(SteadyClock::now());
+    sizes.push_back(b->size());
   }
-  const double total_s = std::chrono::duration<double>(t_prev - t_start).count();
+  auto seconds = [&](int from, int to) {
+    return std::chrono::duration<double>(arrival[to] - arrival[from]).count();
+  };
+  // With W workers batches arrive in bursts of up to W, so the median is taken over windows of W
+  // consecutive timed batches (one batch with 0 or 1 worker).
+  const int window = std::max(1, std::min(workers, batches));
+  std::vector<double> rates;
+  int64_t images = 0;
+  for (int k = warmup; k < warmup + batches; ++k) {
+    images += sizes[k];
+    if (k + 1 - window < warmup) continue;
+    int64_t in_window = 0;
+    for (int j = k + 1 - window; j <= k; ++j) in_window += sizes[j];
+    rates.push_back(static_cast<double>(in_window) / seconds(k + 1 - window, k + 1));
+  }
+  const double total_s = seconds(warmup, warmup + batches);
   std::sort(rates.begin(), rates.end());
   const size_t m = rates.size();
   const double median = m % 2 ? rates[m / 2] : 0.5 * (rates[m / 2 - 1] + rates[m / 2]);

@@ -481,8 +481,8 @@ Batch DataLoader::finish(Staged staged) {
 
 std::optional<Batch> DataLoader::next() {
   if (failed_) std::rethrow_exception(failed_);
-  if (consumed_ >= end_seq_) return std::nullopt;
-  const int64_t seq = consumed_;
+  if (delivered_ >= end_seq_) return std::nullopt;
+  const int64_t seq = delivered_;
   std::unique_ptr<Staged> staged;
   const auto t0 = Clock::now();
   if (lookahead_ && lookahead_->pending->seq == seq) {
@@ -502,10 +502,13 @@ std::optional<Batch> DataLoader::next() {
     std::rethrow_exception(failed_);
   }
   Batch batch = finish(std::move(*staged));
-  // CUDA: start uploading the following batch now if it is ready, so the copy overlaps the
-  // caller's step on this one.
-  if (ctx_.device().is_cuda() && options_.workers > 0 && consumed_ < end_seq_) {
-    if (std::unique_ptr<PendingBatch> ahead = take(consumed_, false)) {
+  delivered_ = seq + 1;
+  // Take the following batch now if it is ready: on CUDA its upload then overlaps the caller's
+  // step on this one; on the CPU it only frees its ring slot a step early (one more batch in
+  // the making), and keeps both devices on the same sequence logic.
+  if (options_.workers > 0 && delivered_ < end_seq_) {
+    YOLO_ASSERT(consumed_ == delivered_);
+    if (std::unique_ptr<PendingBatch> ahead = take(delivered_, false)) {
       lookahead_ = std::make_unique<Staged>(stage(std::move(ahead)));
     }
   }

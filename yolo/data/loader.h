@@ -146,12 +146,13 @@ class DataLoader {
   std::condition_variable ready_cv_;  // consumer: a slot filled
   std::vector<Slot> slots_;
   int64_t next_claim_ = 0;  // next sequence number a worker takes
-  int64_t consumed_ = 0;    // next sequence number next() hands out
+  int64_t consumed_ = 0;    // next sequence number taken out of the ring
+  int64_t delivered_ = 0;   // next sequence number next() returns (consumed_ - 1 with a look-ahead)
   bool stop_ = false;
   std::atomic<bool> stopping_{false};
   std::exception_ptr failed_;
   std::unique_ptr<WorkerState> inline_state_;  // workers == 0
-  std::unique_ptr<Staged> lookahead_;          // CUDA: batch consumed_ already uploading
+  std::unique_ptr<Staged> lookahead_;          // batch delivered_, taken early (uploading on CUDA)
   std::vector<std::thread> threads_;
 };
 
