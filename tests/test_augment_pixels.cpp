@@ -14,6 +14,8 @@
 
 #include "core/safetensors.h"
 #include "kernels/augment.h"
+#include "kernels/augment_pixel.h"
+#include "kernels/cpu/augment_hsv.h"
 #include "tests/harness.h"
 #include "yolo/data/geometry.h"
 #include "yolo/data/image_ops.h"
@@ -523,5 +525,100 @@ TEST_CASE("augment_apply cuda matches cpu", "[augment][cuda]") {
     augment_apply(*cuda, dpixels, b.packed.sources, b.samples, got_f16);
     test::require_close(test::host(*cuda, got_f16), want_f32, kAugmentF16,
                         "augment_apply cuda f16");
+  }
+}
+
+// ---- the CPU apply's AVX2 HSV code against augment_pixel.h's scalar reference ----
+
+TEST_CASE("augment_apply hsv avx2 rgb_to_hsv matches the scalar code on every colour",
+          "[augment]") {
+  if (!augment_cpu::hsv_avx2_supported()) {
+    WARN("no AVX2+FMA on this CPU: the vector HSV code is not used here");
+    return;
+  }
+  const augment_pixel::HsvDivTables div;
+  std::vector<uint8_t> rgb(256 * 256 * 3), hsv(rgb.size());
+  int64_t bad = 0;
+  std::string first;
+  for (int r = 0; r < 256; ++r) {
+    for (int i = 0; i < 256 * 256; ++i) {
+      rgb[3 * i] = uint8_t(r);
+      rgb[3 * i + 1] = uint8_t(i >> 8);
+      rgb[3 * i + 2] = uint8_t(i & 255);
+    }
+    augment_cpu::rgb_to_hsv_avx2(rgb.data(), 256 * 256, hsv.data());
+    for (int i = 0; i < 256 * 256; ++i) {
+      int h, s, v;
+      augment_pixel::rgb_to_hsv(r, i >> 8, i & 255, h, s, v, div.sdiv, div.hdiv);
+      if (hsv[3 * i] == h && hsv[3 * i + 1] == s && hsv[3 * i + 2] == v) continue;
+      if (bad++ == 0) {
+        first = "rgb " + std::to_string(r) + " " + std::to_string(i >> 8) + " " +
+                std::to_string(i & 255) + ": want hsv " + std::to_string(h) + " " +
+                std::to_string(s) + " " + std::to_string(v) + ", got " + std::to_string(hsv[3 * i]) +
+                " " + std::to_string(hsv[3 * i + 1]) + " " + std::to_string(hsv[3 * i + 2]);
+      }
+    }
+  }
+  INFO(bad << " colours differ; first " << first);
+  REQUIRE(bad == 0);
+}
+
+TEST_CASE("augment_apply hsv avx2 hsv_to_rgb matches the scalar code on every input",
+          "[augment]") {
+  if (!augment_cpu::hsv_avx2_supported()) {
+    WARN("no AVX2+FMA on this CPU: the vector HSV code is not used here");
+    return;
+  }
+  std::vector<uint8_t> hsv(256 * 256 * 3), rgb(hsv.size());
+  int64_t bad = 0;
+  std::string first;
+  for (int h = 0; h < 256; ++h) {  // the tables give h < 180; cv2 accepts up to 255
+    for (int i = 0; i < 256 * 256; ++i) {
+      hsv[3 * i] = uint8_t(h);
+      hsv[3 * i + 1] = uint8_t(i >> 8);
+      hsv[3 * i + 2] = uint8_t(i & 255);
+    }
+    augment_cpu::hsv_to_rgb_avx2(hsv.data(), 256 * 256, rgb.data());
+    for (int i = 0; i < 256 * 256; ++i) {
+      int r, g, b;
+      augment_pixel::hsv_to_rgb(h, i >> 8, i & 255, true, r, g, b);
+      if (rgb[3 * i] == r && rgb[3 * i + 1] == g && rgb[3 * i + 2] == b) continue;
+      if (bad++ == 0) {
+        first = "hsv " + std::to_string(h) + " " + std::to_string(i >> 8) + " " +
+                std::to_string(i & 255) + ": want rgb " + std::to_string(r) + " " +
+                std::to_string(g) + " " + std::to_string(b) + ", got " + std::to_string(rgb[3 * i]) +
+                " " + std::to_string(rgb[3 * i + 1]) + " " + std::to_string(rgb[3 * i + 2]);
+      }
+    }
+  }
+  INFO(bad << " inputs differ; first " << first);
+  REQUIRE(bad == 0);
+}
+
+TEST_CASE("augment_apply hsv rows: avx2 matches the portable code for any width and gains",
+          "[augment]") {
+  if (!augment_cpu::hsv_avx2_supported()) {
+    WARN("no AVX2+FMA on this CPU: the vector HSV code is not used here");
+    return;
+  }
+  std::mt19937_64 rng(test::seed(900));
+  std::vector<int> widths;
+  for (int w = 1; w <= 100; ++w) widths.push_back(w);
+  for (int w : {127, 128, 129, 255, 256, 319, 320, 641, 640, 1280}) widths.push_back(w);
+  for (int w : widths) {
+    const double gain[3] = {std::uniform_real_distribution<double>(0.2, 1.8)(rng),
+                            std::uniform_real_distribution<double>(0.2, 1.8)(rng),
+                            std::uniform_real_distribution<double>(0.2, 1.8)(rng)};
+    uint8_t lut[3][256];
+    augment_pixel::hsv_tables(gain, lut);
+    const augment_cpu::HsvRowTables tables(lut);
+    std::vector<uint8_t> row(size_t(w) * 3);
+    for (auto& b : row) b = uint8_t(rng() % 256);
+    for (int x = 0; x < w; x += 5) row[3 * size_t(x) + 1] = row[3 * size_t(x) + 2] = row[3 * size_t(x)];
+    std::vector<uint8_t> want = row, got = row;
+    augment_cpu::hsv_row_portable(want.data(), w, tables);
+    augment_cpu::hsv_row_avx2(got.data(), w, tables);
+    INFO("width " << w << " gains " << gain[0] << " " << gain[1] << " " << gain[2]);
+    REQUIRE(got == want);
   }
 }

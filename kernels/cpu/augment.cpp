@@ -5,9 +5,11 @@
 #include "kernels/augment.h"
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/augment_pixel.h"
+#include "kernels/cpu/augment_hsv.h"
 
 namespace yolo {
 namespace {
@@ -142,7 +144,12 @@ void augment_apply_cpu(Context& ctx, const Tensor& pixels,
       }
     }
   }
-  static const HsvDivTables tables;
+  // per sample with HSV on: the division and lookup tables its rows need
+  std::vector<std::unique_ptr<augment_cpu::HsvRowTables>> hsv_tables(static_cast<size_t>(B));
+  for (int n = 0; n < B; ++n) {
+    const PixelSample& s = prepared[size_t(n)];
+    if (s.hsv) hsv_tables[size_t(n)] = std::make_unique<augment_cpu::HsvRowTables>(s.lut);
+  }
   const uint8_t* src = pixels.data<uint8_t>();
   const bool to_u8 = out.dtype() == DType::u8;
   uint8_t* out_u8 = to_u8 ? static_cast<uint8_t*>(out.raw()) : nullptr;
@@ -159,24 +166,32 @@ void augment_apply_cpu(Context& ctx, const Tensor& pixels,
       const PixelSample& s = prepared[size_t(n)];
       const int ry = s.flip_ud ? H - 1 - y : y;  // the pre-flip row this output row shows
       const int* c0 = cols.data() + size_t(n) * 4 * size_t(W);
-      view_row(src, s.views[0], c0, c0 + W, ry, W, row_a.data());
-      if (s.mixup) view_row(src, s.views[1], c0 + 2 * W, c0 + 3 * W, ry, W, row_b.data());
-      const size_t out_row = (size_t(n) * H + size_t(y)) * size_t(W) * 3;
-      for (int x = 0; x < W; ++x) {
-        int a[3] = {row_a[3 * x], row_a[3 * x + 1], row_a[3 * x + 2]};
-        if (s.mixup || s.hsv) {
-          const int b[3] = {row_b[3 * x], row_b[3 * x + 1], row_b[3 * x + 2]};
-          finish_rgb(s, a, b, hsv_simd_column(x, W), tables.sdiv, tables.hdiv, s.lut);
+      uint8_t* a = row_a.data();
+      view_row(src, s.views[0], c0, c0 + W, ry, W, a);
+      if (s.mixup) {
+        const uint8_t* b = row_b.data();
+        view_row(src, s.views[1], c0 + 2 * W, c0 + 3 * W, ry, W, row_b.data());
+        for (size_t i = 0; i < size_t(W) * 3; ++i) {
+          a[i] = uint8_t(mixup_value(a[i], b[i], s.mixup_r, s.mixup_1mr));
         }
+      }
+      if (s.hsv) augment_cpu::hsv_row(a, W, *hsv_tables[size_t(n)]);
+      const size_t out_row = (size_t(n) * H + size_t(y)) * size_t(W) * 3;
+      if (to_u8 && !s.flip_lr) {
+        std::memcpy(out_u8 + out_row, a, size_t(W) * 3);
+        continue;
+      }
+      for (int x = 0; x < W; ++x) {
         const size_t o = out_row + size_t(s.flip_lr ? W - 1 - x : x) * 3;
+        const uint8_t* p = a + size_t(x) * 3;
         if (to_u8) {
-          out_u8[o] = uint8_t(a[0]);
-          out_u8[o + 1] = uint8_t(a[1]);
-          out_u8[o + 2] = uint8_t(a[2]);
+          out_u8[o] = p[0];
+          out_u8[o + 1] = p[1];
+          out_u8[o + 2] = p[2];
         } else {
-          out_f32[o] = to_unit[a[0]];
-          out_f32[o + 1] = to_unit[a[1]];
-          out_f32[o + 2] = to_unit[a[2]];
+          out_f32[o] = to_unit[p[0]];
+          out_f32[o + 1] = to_unit[p[1]];
+          out_f32[o + 2] = to_unit[p[2]];
         }
       }
     }
