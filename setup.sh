@@ -13,7 +13,7 @@ mode=${1:-run}
 jobs=${JOBS:-$(nproc)}
 
 packages=(build-essential cmake ninja-build pkg-config ccache libopenblas-dev libyaml-cpp-dev
-          libstb-dev libturbojpeg0-dev nlohmann-json3-dev catch2)
+          libstb-dev libturbojpeg0-dev libjpeg62-turbo-dev nlohmann-json3-dev catch2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -397,3 +397,41 @@ TEST_CASE("dataset: bad indices and an image changed after the scan are clear er
   DetectionDataset stale(std::move(scan), opt);
   REQUIRE_THROWS_WITH(stale.load_image(0), Catch::Contains("when the labels were scanned"));
 }
+
+TEST_CASE("source crops: decoding only what the warp reads gives the same samples",
+          "[data][augment]") {
+  for (const char* hyps : {"low", "heavy", "perspective"}) {
+    INFO(hyps);
+    DatasetOptions opt;
+    opt.img_size = 64;
+    opt.augment = true;
+    opt.seed = 11;
+    opt.hyp.mixup = 0.5;
+    if (std::string(hyps) == "heavy") {
+      opt.hyp.degrees = 30;
+      opt.hyp.shear = 10;
+      opt.hyp.scale = 0.9;
+      opt.hyp.translate = 0.3;
+      opt.hyp.flipud = 0.5;
+    } else if (std::string(hyps) == "perspective") {
+      opt.hyp.degrees = 10;
+      opt.hyp.perspective = 0.001;
+    }
+    DatasetOptions whole_opt = opt;
+    whole_opt.crop_sources = false;
+    DetectionDataset cropped(shapes_scan(), opt), whole(shapes_scan(), whole_opt);
+    int64_t cropped_px = 0, whole_px = 0;
+    for (int64_t epoch = 0; epoch < 3; ++epoch) {
+      for (int64_t i = 0; i < cropped.size(); ++i) {
+        const Sample a = cropped.get(i, epoch), b = whole.get(i, epoch);
+        REQUIRE(a.image.pixels == b.image.pixels);
+        REQUIRE(a.labels == b.labels);
+        REQUIRE(a.prepared.images.size() <= b.prepared.images.size());
+        for (const PixelRect& r : a.prepared.crops) cropped_px += int64_t{r.w} * r.h;
+        for (const PixelRect& r : b.prepared.crops) whole_px += int64_t{r.w} * r.h;
+      }
+    }
+    // The warp's scale is U(0.5, 1.5) (0.1 to 1.9 for heavy): on average well under the whole.
+    CHECK(cropped_px < whole_px * 3 / 4);
+  }
+}

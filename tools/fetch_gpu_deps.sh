@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 mkdir -p .deps/cudnn/include
 (cd .deps && apt-get download libopenblas-dev libopenblas0 libopenblas0-pthread \
   libopenblas-pthread-dev libgfortran5 catch2 pkgconf pkgconf-bin libpkgconf3 libyaml-cpp-dev \
-  libyaml-cpp0.7 nlohmann-json3-dev libturbojpeg0-dev libturbojpeg0 libstb-dev libstb0 2>/dev/null)
+  libyaml-cpp0.7 nlohmann-json3-dev libturbojpeg0-dev libturbojpeg0 libjpeg62-turbo-dev libjpeg62-turbo libstb-dev libstb0 2>/dev/null)
 cp /usr/local/cuda/include/cudnn*.h .deps/cudnn/include/
 ls -la .deps

@@ -80,6 +80,16 @@ if [ $bench -eq 1 ]; then
   # Plain FP32 on both sides for f32 convolutions (ours uses no TF32); f16 rows are the AMP case.
   python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 "${filter[@]}" --rows "$LOGS/rows.json" --json "$OUT/torch_cuda.jsonl" > "$LOGS/bench_torch.log" 2>&1
   tail -3 "$LOGS/bench_torch.log"
+  stamp "data loader (CPU apply and GPU apply, batch 16, 640, built-in shapes set at 640 px)"
+  [ -f datasets/shapes640/data.yaml ] || build-gpu/bin/yolo dataset shapes --out datasets/shapes640 \
+    --imgsz 640 --train 256 --val 16 > "$LOGS/shapes.log" 2>&1
+  for w in 2 8; do
+    for mode in "--device cpu" "--device cuda" "--device cuda --gpu-augment"; do
+      # shellcheck disable=SC2086
+      echo "workers $w $mode: $(build-gpu/bin/yolo dataset bench --data datasets/shapes640/data.yaml \
+        --img 640 --batch 16 --workers $w --batches 20 --warmup 3 $mode 2>&1 | grep -E 'images/s' | tail -1)"
+    done
+  done | tee "$OUT/loader.log"
   stamp "table"
   python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
 fi

@@ -165,14 +165,41 @@ int64_t DetectionDataset::cache_images() {
 }
 
 std::shared_ptr<const Image> DetectionDataset::source_image(const PreparedSample& p, size_t k) const {
-  YOLO_CHECK(k < p.images.size(), "source_image: sample " << p.index << " has " << p.images.size()
-                                                          << " sources, asked for " << k);
-  std::shared_ptr<const LoadedImage> loaded = load_image(p.images[k]);
-  if (p.resize_w > 0 && k == 0 &&
-      (loaded->image.width != p.resize_w || loaded->image.height != p.resize_h)) {
-    return std::make_shared<const Image>(resize_linear(loaded->image, p.resize_w, p.resize_h));
+  YOLO_CHECK(k < p.images.size() && k < p.crops.size(),
+             "source_image: sample " << p.index << " has " << p.images.size() << " sources, asked for "
+                                     << k);
+  const int64_t i = p.images[k];
+  const PixelRect& crop = p.crops[k];
+  const bool resize = p.resize_w > 0 && k == 0;
+  const ImageLabels& entry = scan_.images.at(static_cast<size_t>(i));
+  const auto [h, w] = loaded_size_hw(i);
+  if (!resize && !cache_->complete.load(std::memory_order_acquire) && h == entry.height &&
+      w == entry.width) {
+    // load_image would keep the decoded image as it is: decode just the crop.
+    if (crop == PixelRect{0, 0, w, h}) {
+      std::shared_ptr<const LoadedImage> loaded = load_image(i);
+      return std::shared_ptr<const Image>(loaded, &loaded->image);
+    }
+    DecodedImage dec = decode_image_region(entry.image, crop);
+    YOLO_CHECK(dec.source_height == entry.height && dec.source_width == entry.width,
+               options_.prefix << entry.image << " is " << dec.source_width << "x"
+                               << dec.source_height << " but was " << entry.width << "x"
+                               << entry.height << " when the labels were scanned; delete the label "
+                               << "cache (" << scan_.cache_path.string() << ") so it is rescanned");
+    return std::make_shared<const Image>(std::move(dec.image));
   }
-  return std::shared_ptr<const Image>(loaded, &loaded->image);
+  std::shared_ptr<const LoadedImage> loaded = load_image(i);
+  const Image* im = &loaded->image;
+  Image resized;
+  if (resize && (im->width != p.resize_w || im->height != p.resize_h)) {
+    resized = resize_linear(*im, p.resize_w, p.resize_h);
+    im = &resized;
+  }
+  if (crop == PixelRect{0, 0, im->width, im->height}) {
+    if (im == &loaded->image) return std::shared_ptr<const Image>(loaded, &loaded->image);
+    return std::make_shared<const Image>(std::move(resized));
+  }
+  return std::make_shared<const Image>(crop_image(*im, crop));
 }
 
 namespace {
@@ -278,6 +305,101 @@ MosaicPlan plan_mosaic(const DetectionDataset& ds, const MosaicDraw& draw) {
   return mp;
 }
 
+// Note [Source crops]
+// A 640x640 mosaic reads on average about a third of its 1280x1280 canvas (the warp's scale is
+// U(0.5, 1.5)), so most decoded pixels of its four images would be thrown away. prepare() maps the
+// output rectangle back through the inverse warp, widens the bounding box by the bilinear taps
+// and a rounding margin, and keeps of each tile only the part inside it: tiles entirely outside
+// are dropped with their images, the rest name the crop of their image they read. The canvas
+// pixels the warp reads are unchanged, so the output is the same bytes; what changes is how much
+// is decoded (DetectionDataset::source_image decodes only the crop when it can).
+namespace {
+
+// The canvas pixels view's warp can read: [x0, x1) x [y0, y1), or the whole canvas when the
+// mapping cannot be bounded (a perspective whose horizon crosses the output).
+PixelRect warp_footprint(const AugmentView& view, int out_w, int out_h) {
+  const PixelRect whole{0, 0, view.canvas_w, view.canvas_h};
+  if (view.warp == AugmentWarp::none) {
+    return {0, 0, std::min(out_w, view.canvas_w), std::min(out_h, view.canvas_h)};
+  }
+  // Inverse of the forward matrix (output -> canvas), as a 3x3 adjugate over the determinant.
+  const double* m = view.m;
+  const double a = m[0], b = m[1], c = m[2], d = m[3], e = m[4], f = m[5];
+  const double g = view.warp == AugmentWarp::perspective ? m[6] : 0.0;
+  const double h = view.warp == AugmentWarp::perspective ? m[7] : 0.0;
+  const double i = view.warp == AugmentWarp::perspective ? m[8] : 1.0;
+  const double inv[9] = {e * i - f * h, c * h - b * i, b * f - c * e,
+                         f * g - d * i, a * i - c * g, c * d - a * f,
+                         d * h - e * g, b * g - a * h, a * e - b * d};
+  const double det = a * inv[0] + b * inv[3] + c * inv[6];
+  if (!(std::abs(det) > 1e-12)) return whole;
+  double xmin = 1e300, ymin = 1e300, xmax = -1e300, ymax = -1e300;
+  int sign = 0;
+  for (const double ox : {-1.0, static_cast<double>(out_w)}) {
+    for (const double oy : {-1.0, static_cast<double>(out_h)}) {
+      const double z = inv[6] * ox + inv[7] * oy + inv[8];
+      const int s = z > 0 ? 1 : (z < 0 ? -1 : 0);
+      if (s == 0 || (sign != 0 && s != sign)) return whole;
+      sign = s;
+      const double x = (inv[0] * ox + inv[1] * oy + inv[2]) / z;
+      const double y = (inv[3] * ox + inv[4] * oy + inv[5]) / z;
+      if (!std::isfinite(x) || !std::isfinite(y)) return whole;
+      xmin = std::min(xmin, x), xmax = std::max(xmax, x);
+      ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+    }
+  }
+  // Bilinear taps at floor(x) and floor(x) + 1, plus 2 pixels for cv2's fixed-point rounding.
+  constexpr double kMargin = 3.0;
+  const double x0 = std::max(0.0, std::floor(xmin - kMargin));
+  const double y0 = std::max(0.0, std::floor(ymin - kMargin));
+  const double x1 = std::min(static_cast<double>(view.canvas_w), std::ceil(xmax + kMargin));
+  const double y1 = std::min(static_cast<double>(view.canvas_h), std::ceil(ymax + kMargin));
+  if (x1 <= x0 || y1 <= y0) return {0, 0, 0, 0};
+  return {static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(x1 - x0),
+          static_cast<int>(y1 - y0)};
+}
+
+}  // namespace
+
+// Rewrites p's tiles to read only their footprint (Note [Source crops]); with crop = false, each
+// image is read whole.
+static void assign_crops(PreparedSample& p, const DetectionDataset& ds, bool crop) {
+  std::vector<int64_t> images;
+  std::vector<PixelRect> crops;
+  const int n_views = p.desc.mixup ? 2 : 1;
+  for (int v = 0; v < n_views; ++v) {
+    AugmentView& view = p.desc.views[v];
+    const PixelRect need = crop ? warp_footprint(view, p.out_w, p.out_h)
+                                : PixelRect{0, 0, view.canvas_w, view.canvas_h};
+    AugmentTile kept[4];
+    int n = 0;
+    for (int t = 0; t < view.n_tiles; ++t) {
+      const AugmentTile& tile = view.tiles[t];
+      const int64_t image = p.images.at(static_cast<size_t>(tile.source));
+      if (!crop) {
+        const auto [h, w] = ds.loaded_size_hw(image);
+        const int sh = (p.resize_w > 0 && tile.source == 0) ? p.resize_h : h;
+        const int sw = (p.resize_w > 0 && tile.source == 0) ? p.resize_w : w;
+        images.push_back(image);
+        crops.push_back({0, 0, sw, sh});
+        kept[n] = tile;
+        kept[n++].source = static_cast<int32_t>(images.size() - 1);
+        continue;
+      }
+      const int x0 = std::max(tile.x0, need.x), y0 = std::max(tile.y0, need.y);
+      const int x1 = std::min(tile.x1, need.x + need.w), y1 = std::min(tile.y1, need.y + need.h);
+      if (x1 <= x0 || y1 <= y0) continue;  // the warp never reads this tile
+      images.push_back(image);
+      crops.push_back({tile.src_x + (x0 - tile.x0), tile.src_y + (y0 - tile.y0), x1 - x0, y1 - y0});
+      kept[n++] = AugmentTile{static_cast<int32_t>(images.size() - 1), x0, y0, x1, y1, 0, 0};
+    }
+    view.n_tiles = n;
+    for (int t = 0; t < 4; ++t) view.tiles[t] = t < n ? kept[t] : AugmentTile{};
+  }
+  p.images = std::move(images);
+  p.crops = std::move(crops);
+}
+
 PreparedSample DetectionDataset::prepare(int64_t index, int64_t epoch) const {
   YOLO_CHECK(index >= 0 && index < size(), "sample index " << index << " out of range [0, "
                                                            << size() << ")");
@@ -289,6 +411,7 @@ PreparedSample DetectionDataset::prepare(int64_t index, int64_t epoch) const {
   std::vector<float> labels;  // (n, 5) class + pixel xyxy, float32
   const bool use_mosaic = mosaic() && rng.uniform() < hyp.mosaic;
   if (use_mosaic) {
+    p.mosaic = true;
     MosaicPlan a = plan_mosaic(*this, draw_mosaic(*this, index, rng));
     p.out_h = p.out_w = options_.img_size;
     p.desc.views[0] = a.view;
@@ -367,6 +490,7 @@ PreparedSample DetectionDataset::prepare(int64_t index, int64_t epoch) const {
       for (size_t r = 0; r < n; ++r) p.labels[5 * r + 1] = 1.0f - p.labels[5 * r + 1];
     }
   }
+  assign_crops(p, *this, options_.crop_sources);
   return p;
 }
 

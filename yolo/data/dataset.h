@@ -33,6 +33,9 @@ struct DatasetOptions {
   AugmentHyp hyp;
   uint64_t seed = 0;  // augmentation plans are keyed by (seed, epoch, index)
   ImageCache cache = ImageCache::none;
+  // Read only the pixels each sample uses (Note [Source crops] in dataset.cpp): same output, less
+  // decoding. false reads whole images.
+  bool crop_sources = true;
   int threads = 0;  // for cache_images(); 0 = min(8, hardware threads)
   std::string prefix;  // message prefix, e.g. "train: "
 };
@@ -46,9 +49,12 @@ struct LoadedImage {
 // Everything needed to make one sample's pixels, and its final labels.
 struct PreparedSample {
   int64_t index = 0;
+  bool mosaic = false;  // a 4-image mosaic (the reference's shapes is None for these)
   // Dataset indices of the images the sample reads, in the order desc's tiles number them
-  // (tile.source = position in this list). Their pixels: DetectionDataset::source_image(p, k).
+  // (tile.source = position in this list), and the part of each loaded image it reads
+  // (crops[k], in load_image coordinates). Their pixels: DetectionDataset::source_image(p, k).
   std::vector<int64_t> images;
+  std::vector<PixelRect> crops;
   // Non-mosaic samples whose letterbox changes the loaded size: the size source 0 is resized to
   // (cv2 INTER_LINEAR) before it is placed; 0 when no resize is needed.
   int resize_w = 0, resize_h = 0;
@@ -120,8 +126,9 @@ class DetectionDataset {
   // Returns the bytes held.
   int64_t cache_images();
 
-  // The pixels source k of a prepared sample reads: load_image(p.images[k]), resized when
-  // p.resize_w/h ask for it. Thread-safe.
+  // The pixels source k of a prepared sample reads: p.crops[k] of load_image(p.images[k]) (resized
+  // first when p.resize_w/h ask for it), decoding only that region when the image needs no resize.
+  // Thread-safe.
   std::shared_ptr<const Image> source_image(const PreparedSample& p, size_t k) const;
 
   // The plan of sample `index` at `epoch` (pure function of seed, epoch, index and the scan).

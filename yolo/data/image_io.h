@@ -67,6 +67,12 @@ struct DecodedImage {
   int scale_denom = 1;       // 1, 2, 4 or 8: the DCT scale that was used
 };
 
+// A rectangle of pixels: columns [x, x + w), rows [y, y + h).
+struct PixelRect {
+  int x = 0, y = 0, w = 0, h = 0;
+  bool operator==(const PixelRect&) const = default;
+};
+
 // Reads and decodes a file. Throws yolo::Error naming the file for a missing, unreadable,
 // unsupported, corrupt, truncated or too-large image; never crashes on bad input.
 // Grayscale, palette, alpha and 16-bit inputs become 8-bit RGB as cv2.imread(IMREAD_COLOR) makes
@@ -75,6 +81,22 @@ DecodedImage decode_image_file(const std::string& path, const DecodeOptions& opt
 // Same, for bytes in memory; `name` is used in error messages.
 DecodedImage decode_image_memory(const uint8_t* data, size_t size, const DecodeOptions& options,
                                  const std::string& name);
+// Note [Region decode]
+// The pixels of `region` (in the EXIF-oriented image's coordinates), exactly as
+// decode_image_file(path).image cropped to it. A JPEG with orientation 1 that is not CMYK runs the
+// IDCT only for the iMCU columns covering the region and stops after its last row (libjpeg-turbo's
+// jpeg_crop_scanline / jpeg_skip_scanlines), with one iMCU of margin on every side so that fancy
+// upsampling sees the same neighbours as in a full decode; anything else (other formats, other
+// orientations, a warning from libjpeg) is decoded in full and cropped, with the same errors.
+// options.target_long_side must be 0. Returns the region in `image` and the full size in
+// source_width / source_height. Throws yolo::Error for a region outside the image.
+DecodedImage decode_image_region(const std::string& path, const PixelRect& region,
+                                 const DecodeOptions& options = {});
+DecodedImage decode_image_region_memory(const uint8_t* data, size_t size, const PixelRect& region,
+                                        const DecodeOptions& options, const std::string& name);
+// The pixels of `region` of `im`, copied.
+Image crop_image(const Image& im, const PixelRect& region);
+
 // Shorthand: decode_image_file(path, {target_long_side}).image
 Image decode_image(const std::string& path, int target_long_side = 0);
 

@@ -172,7 +172,7 @@ struct DataLoader::Staged {
 struct DataLoader::WorkerState {
   Context ctx{Device::cpu(), 1};  // augment_apply on this worker's thread only
   Tensor pack;                    // u8 (capacity): one sample's source images, reused
-  std::vector<std::shared_ptr<const LoadedImage>> loaded;
+  std::vector<std::shared_ptr<const Image>> loaded;  // the current sample's source crops
 };
 
 DataLoader::DataLoader(DetectionDataset& dataset, Context& ctx, LoaderOptions options)
@@ -313,16 +313,16 @@ std::unique_ptr<PendingBatch> DataLoader::make_batch(int64_t seq, WorkerState& w
       ws.loaded.clear();
       std::vector<AugmentSource> sources;
       int64_t total = 0;
-      for (int64_t idx : p.images) {
-        ws.loaded.push_back(dataset_.load_image(idx));
-        const Image& im = ws.loaded.back()->image;
+      for (size_t k = 0; k < p.images.size(); ++k) {
+        ws.loaded.push_back(dataset_.source_image(p, k));
+        const Image& im = *ws.loaded.back();
         sources.push_back({total, im.width, im.height});
         total += static_cast<int64_t>(im.pixels.size());
       }
       Tensor pixels;
       if (ws.loaded.size() == 1) {
         // One source (letterbox): read the decoded image where it lies.
-        pixels = Tensor::wrap(const_cast<uint8_t*>(ws.loaded[0]->image.pixels.data()), {total},
+        pixels = Tensor::wrap(const_cast<uint8_t*>(ws.loaded[0]->pixels.data()), {total},
                               DType::u8, Device::cpu());
       } else {
         if (!ws.pack.defined() || ws.pack.numel() < total) {
@@ -330,7 +330,7 @@ std::unique_ptr<PendingBatch> DataLoader::make_batch(int64_t seq, WorkerState& w
         }
         uint8_t* dst = ws.pack.data<uint8_t>();
         for (size_t k = 0; k < ws.loaded.size(); ++k) {
-          const std::vector<uint8_t>& px = ws.loaded[k]->image.pixels;
+          const std::vector<uint8_t>& px = ws.loaded[k]->pixels;
           std::memcpy(dst + sources[k].offset, px.data(), px.size());
         }
         pixels = ws.pack;
@@ -347,35 +347,30 @@ std::unique_ptr<PendingBatch> DataLoader::make_batch(int64_t seq, WorkerState& w
     out.host_images = images;
     if (ctx_.device().is_cpu()) out.images = images;
   } else {
-    // GPU apply: pack every distinct source image of the batch once.
+    // GPU apply: pack every sample's source crops, renumbering its tiles into the batch's list.
     t0 = Clock::now();
-    std::map<int64_t, int32_t> source_of;
     ws.loaded.clear();
     int64_t total = 0;
     for (int64_t i = 0; i < n; ++i) {
       if (stopping_) return nullptr;
       const PreparedSample& p = plans[static_cast<size_t>(i)];
+      const int32_t first = static_cast<int32_t>(ws.loaded.size());
+      for (size_t k = 0; k < p.images.size(); ++k) {
+        ws.loaded.push_back(dataset_.source_image(p, k));
+        const Image& im = *ws.loaded.back();
+        pending->sources.push_back({total, im.width, im.height});
+        total += static_cast<int64_t>(im.pixels.size());
+      }
       AugmentSample desc = p.desc;
       for (AugmentView& view : desc.views) {
-        for (int32_t t = 0; t < view.n_tiles; ++t) {
-          AugmentTile& tile = view.tiles[t];
-          const int64_t idx = p.images.at(static_cast<size_t>(tile.source));
-          auto [it, fresh] = source_of.emplace(idx, static_cast<int32_t>(ws.loaded.size()));
-          if (fresh) {
-            ws.loaded.push_back(dataset_.load_image(idx));
-            const Image& im = ws.loaded.back()->image;
-            pending->sources.push_back({total, im.width, im.height});
-            total += static_cast<int64_t>(im.pixels.size());
-          }
-          tile.source = it->second;
-        }
+        for (int32_t t = 0; t < view.n_tiles; ++t) view.tiles[t].source += first;
       }
       pending->samples.push_back(desc);
     }
     pending->pixels = Tensor::empty({std::max<int64_t>(total, 1)}, DType::u8, pool_);
     uint8_t* dst = pending->pixels.data<uint8_t>();
     for (size_t k = 0; k < ws.loaded.size(); ++k) {
-      const std::vector<uint8_t>& px = ws.loaded[k]->image.pixels;
+      const std::vector<uint8_t>& px = ws.loaded[k]->pixels;
       std::memcpy(dst + pending->sources[k].offset, px.data(), px.size());
     }
     counters_.load_ns += ns_since(t0);
@@ -400,7 +395,7 @@ std::unique_ptr<PendingBatch> DataLoader::make_batch(int64_t seq, WorkerState& w
     }
     out.paths.push_back(dataset_.images()[static_cast<size_t>(out.indices[i])].image);
     SampleShapes s;
-    s.mosaic = p.images.size() > 1;
+    s.mosaic = p.mosaic;
     s.h0 = p.h0;
     s.w0 = p.w0;
     s.ratio_h = p.ratio_h;
