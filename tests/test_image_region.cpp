@@ -172,3 +172,31 @@ TEST_CASE("decode_image_region: PNG, EXIF-rotated and damaged files behave as a 
   REQUIRE_THROWS_WITH(decode_image_region_memory(jpg.data(), jpg.size(), {0, 0, 4, 4}, scaled, "x.jpg"),
                       Catch::Contains("full resolution"));
 }
+
+TEST_CASE("decode_image_region survives truncated and corrupted JPEGs", "[data][image]") {
+  const uint64_t seed = test::seed(73);
+  const std::vector<uint8_t> good =
+      libjpeg_encode(test_image(48, 40, seed), 2, 2, false, false, 0);
+  const PixelRect r{10, 12, 20, 15};
+  int failures = 0, successes = 0;
+  auto attempt = [&](const std::vector<uint8_t>& bytes) {
+    try {
+      const DecodedImage d = decode_image_region_memory(bytes.data(), bytes.size(), r, {}, "f.jpg");
+      REQUIRE(d.image.width == r.w);
+      REQUIRE(d.image.height == r.h);
+      ++successes;
+    } catch (const Error& e) {
+      REQUIRE_THAT(std::string(e.what()), Catch::Contains("f.jpg"));
+      ++failures;
+    }
+  };
+  for (size_t n = 1; n < good.size(); n += 7) attempt({good.begin(), good.begin() + static_cast<long>(n)});
+  for (uint64_t k = 0; k < 300; ++k) {
+    std::vector<uint8_t> bytes = good;
+    const Philox4 x = philox_block(seed, 2, k);
+    for (int j = 0; j < 3; ++j) bytes[x.v[j] % bytes.size()] ^= static_cast<uint8_t>(1 + (x.v[3] >> (8 * j)) % 255);
+    attempt(bytes);
+  }
+  CHECK(failures > 0);
+  CHECK(successes > 0);
+}
