@@ -1,7 +1,8 @@
 // CPU augmentation apply (the reference for kernels/cuda/augment.cu): one output row of one
-// sample at a time, parallel over (sample, row). Per-column warp terms are computed once per
-// sample, per-row terms once per row, and a pixel whose four taps lie in one tile is read straight
-// from its source; the maths is kernels/augment_pixel.h, the same as the CUDA kernel's.
+// sample at a time, parallel over (sample, row): warp (+ mixup) into a row buffer, HSV on the row
+// (kernels/cpu/augment_hsv.h), flip on the write. Per-column warp terms are computed once per
+// sample, per-row terms once per row; affine rows and HSV run 8 pixels at a time where the CPU has
+// AVX2. The maths is kernels/augment_pixel.h's, the same as the CUDA kernel's, to the byte.
 #include "kernels/augment.h"
 
 #include <climits>
@@ -115,8 +116,8 @@ void affine_span(const uint8_t* pixels, const PixelView& v, const int* col_x, co
 #define YOLO_WARP_AVX2 __attribute__((target("avx2")))
 
 // Every lane has lo < sx < hi and lo_y < sy < hi_y.
-YOLO_WARP_AVX2 inline bool all_inside(__m256i sx, __m256i sy, __m256i lo, __m256i hi,
-                                      __m256i lo_y, __m256i hi_y) {
+YOLO_WARP_AVX2 inline bool all_inside(__m256i sx, __m256i sy, __m256i lo, __m256i hi, __m256i lo_y,
+                                      __m256i hi_y) {
   const __m256i in = _mm256_and_si256(
       _mm256_and_si256(_mm256_cmpgt_epi32(sx, lo), _mm256_cmpgt_epi32(hi, sx)),
       _mm256_and_si256(_mm256_cmpgt_epi32(sy, lo_y), _mm256_cmpgt_epi32(hi_y, sy)));
@@ -124,8 +125,8 @@ YOLO_WARP_AVX2 inline bool all_inside(__m256i sx, __m256i sy, __m256i lo, __m256
 }
 
 // Some lane has lo < sx < hi and lo_y < sy < hi_y.
-YOLO_WARP_AVX2 inline bool any_inside(__m256i sx, __m256i sy, __m256i lo, __m256i hi,
-                                      __m256i lo_y, __m256i hi_y) {
+YOLO_WARP_AVX2 inline bool any_inside(__m256i sx, __m256i sy, __m256i lo, __m256i hi, __m256i lo_y,
+                                      __m256i hi_y) {
   const __m256i in = _mm256_and_si256(
       _mm256_and_si256(_mm256_cmpgt_epi32(sx, lo), _mm256_cmpgt_epi32(hi, sx)),
       _mm256_and_si256(_mm256_cmpgt_epi32(sy, lo_y), _mm256_cmpgt_epi32(hi_y, sy)));
@@ -153,8 +154,10 @@ YOLO_WARP_AVX2 void affine_row_avx2(const uint8_t* pixels, const PixelView& v, c
     const __m256i cy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col_y + x));
     const __m256i X = _mm256_srai_epi32(_mm256_add_epi32(vrow_x, cx), kShift);
     const __m256i Y = _mm256_srai_epi32(_mm256_add_epi32(vrow_y, cy), kShift);
-    const __m256i sx = _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32(X, kInterBits), lo16), hi16);
-    const __m256i sy = _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32(Y, kInterBits), lo16), hi16);
+    const __m256i sx =
+        _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32(X, kInterBits), lo16), hi16);
+    const __m256i sy =
+        _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32(Y, kInterBits), lo16), hi16);
     if (!all_inside(sx, sy, bx0m1, bx1, by0m1, by1)) {
       const int t = tile_of_block(v, _mm256_extract_epi32(sx, 0), _mm256_extract_epi32(sy, 0), -1);
       bool all = false;
@@ -193,7 +196,8 @@ YOLO_WARP_AVX2 void affine_row_avx2(const uint8_t* pixels, const PixelView& v, c
     const __m256i wx = _mm256_or_si256(wx2, _mm256_slli_epi32(wx2, 16));
     const __m256i wy = _mm256_or_si256(ay, _mm256_slli_epi32(fy, 16));
     const __m256i idx = _mm256_add_epi32(
-        _mm256_mullo_epi32(_mm256_sub_epi32(sy, _mm256_add_epi32(by0m1, _mm256_set1_epi32(1))), vstride),
+        _mm256_mullo_epi32(_mm256_sub_epi32(sy, _mm256_add_epi32(by0m1, _mm256_set1_epi32(1))),
+                           vstride),
         _mm256_mullo_epi32(_mm256_sub_epi32(sx, _mm256_add_epi32(bx0m1, _mm256_set1_epi32(1))),
                            _mm256_set1_epi32(3)));
     const int* top = reinterpret_cast<const int*>(base);
@@ -213,13 +217,25 @@ YOLO_WARP_AVX2 void affine_row_avx2(const uint8_t* pixels, const PixelView& v, c
     // vertical: one pixel per 128-bit half, dwords r, g, b, unused
     const __m256i round = _mm256_set1_epi32(1 << 9);
     const __m256i p0 = _mm256_srli_epi32(  // pixels 0, 4
-        _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(ht_a, hb_a), _mm256_shuffle_epi32(wy, 0x00)), round), 10);
+        _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_unpacklo_epi16(ht_a, hb_a), _mm256_shuffle_epi32(wy, 0x00)),
+            round),
+        10);
     const __m256i p1 = _mm256_srli_epi32(  // pixels 1, 5
-        _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(ht_a, hb_a), _mm256_shuffle_epi32(wy, 0x55)), round), 10);
+        _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_unpackhi_epi16(ht_a, hb_a), _mm256_shuffle_epi32(wy, 0x55)),
+            round),
+        10);
     const __m256i p2 = _mm256_srli_epi32(  // pixels 2, 6
-        _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(ht_b, hb_b), _mm256_shuffle_epi32(wy, 0xAA)), round), 10);
+        _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_unpacklo_epi16(ht_b, hb_b), _mm256_shuffle_epi32(wy, 0xAA)),
+            round),
+        10);
     const __m256i p3 = _mm256_srli_epi32(  // pixels 3, 7
-        _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(ht_b, hb_b), _mm256_shuffle_epi32(wy, 0xFF)), round), 10);
+        _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_unpackhi_epi16(ht_b, hb_b), _mm256_shuffle_epi32(wy, 0xFF)),
+            round),
+        10);
     const __m256i bytes = _mm256_shuffle_epi8(
         _mm256_packus_epi16(_mm256_packus_epi32(p0, p1), _mm256_packus_epi32(p2, p3)), squeeze);
     uint8_t* out = dst + size_t(x) * 3;
@@ -232,7 +248,9 @@ YOLO_WARP_AVX2 void affine_row_avx2(const uint8_t* pixels, const PixelView& v, c
   affine_span(pixels, v, col_x, col_y, row_x, row_y, x, W, dst);
 }
 
-bool warp_avx2_supported() { return __builtin_cpu_supports("avx2"); }
+bool warp_avx2_supported() {
+  return __builtin_cpu_supports("avx2");
+}
 
 #else
 
@@ -240,7 +258,9 @@ void affine_row_avx2(const uint8_t* pixels, const PixelView& v, const int* col_x
                      int row_x, int row_y, int W, uint8_t* dst) {
   affine_span(pixels, v, col_x, col_y, row_x, row_y, 0, W, dst);
 }
-bool warp_avx2_supported() { return false; }
+bool warp_avx2_supported() {
+  return false;
+}
 
 #endif
 

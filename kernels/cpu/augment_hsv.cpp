@@ -88,8 +88,9 @@ void hsv_row(uint8_t* rgb, int n, const HsvRowTables& t) {
 // conversion is the same single-precision operation, and _mm256_fnmadd_ps gives 1 - s h and
 // 1 - s (1 - h) rounded once, which is what cv2's contracted code computes; nothing else may be
 // fused. GCC contracts a * b + c in C++ even in ISO mode once FMA is enabled, so every product
-// that feeds a sum passes through `rounded` (an empty asm the optimiser cannot see through). The sector's table index per channel comes from a permute of two bit tables and
-// picks among the four candidates with blends; float -> int truncates, as cv2's vector path does.
+// that feeds a sum passes through `rounded` (an empty asm the optimiser cannot see through). The
+// sector's table index per channel comes from a permute of two bit tables and picks among the four
+// candidates with blends; float -> int truncates, as cv2's vector path does.
 #define YOLO_AVX2_FN __attribute__((target("avx2,fma"))) inline
 #define YOLO_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
 
@@ -109,14 +110,18 @@ YOLO_AVX2_INLINE Lanes3 load8(const uint8_t* p) {
   const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16));
   const __m128i a = _mm_or_si128(
-      _mm_shuffle_epi8(lo, _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
-      _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1)));
-  const __m128i b = _mm_or_si128(
-      _mm_shuffle_epi8(lo, _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
-      _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1)));
-  const __m128i c = _mm_or_si128(
-      _mm_shuffle_epi8(lo, _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
-      _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1)));
+      _mm_shuffle_epi8(lo,
+                       _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+      _mm_shuffle_epi8(
+          hi, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1)));
+  const __m128i b = _mm_or_si128(_mm_shuffle_epi8(lo, _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1,
+                                                                    -1, -1, -1, -1, -1, -1, -1)),
+                                 _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1,
+                                                                    -1, -1, -1, -1, -1, -1, -1)));
+  const __m128i c = _mm_or_si128(_mm_shuffle_epi8(lo, _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1,
+                                                                    -1, -1, -1, -1, -1, -1, -1)),
+                                 _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1,
+                                                                    -1, -1, -1, -1, -1, -1, -1)));
   return {_mm256_cvtepu8_epi32(a), _mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(c)};
 }
 
@@ -147,7 +152,8 @@ YOLO_AVX2_INLINE Lanes3 rgb_to_hsv8(__m256i r, __m256i g, __m256i b, const int* 
   const __m256i half = _mm256_set1_epi32(1 << (kHsvShift - 1));
   const __m256i vt = _mm256_i32gather_epi32(vtab, vmax, 4);
   const __m256i sd = _mm256_and_si256(vt, _mm256_set1_epi32((1 << 20) - 1));
-  const __m256i s = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(diff, sd), half), kHsvShift);
+  const __m256i s =
+      _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(diff, sd), half), kHsvShift);
   const __m256i h_r = _mm256_sub_epi32(g, b);
   const __m256i h_g = _mm256_add_epi32(_mm256_sub_epi32(b, r), _mm256_slli_epi32(diff, 1));
   const __m256i h_b = _mm256_add_epi32(_mm256_sub_epi32(r, g), _mm256_slli_epi32(diff, 2));
@@ -155,8 +161,8 @@ YOLO_AVX2_INLINE Lanes3 rgb_to_hsv8(__m256i r, __m256i g, __m256i b, const int* 
   const __m256i hd = _mm256_i32gather_epi32(hdiv, diff, 4);
   const __m256i hh =
       _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(hh0, hd), half), kHsvShift);
-  const __m256i wrap = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), hh),
-                                        _mm256_set1_epi32(180));
+  const __m256i wrap =
+      _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), hh), _mm256_set1_epi32(180));
   return {_mm256_add_epi32(hh, wrap), s, _mm256_srli_epi32(vt, 20)};
 }
 
@@ -167,8 +173,7 @@ YOLO_AVX2_INLINE __m256i pick_channel(__m256 t0, __m256 t1, __m256 t2, __m256 t3
                                       __m256i bit0, __m256i bit1) {
   const __m256 m0 = _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(bit0, sector));
   const __m256 m1 = _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(bit1, sector));
-  const __m256 f =
-      _mm256_blendv_ps(_mm256_blendv_ps(t0, t1, m0), _mm256_blendv_ps(t2, t3, m0), m1);
+  const __m256 f = _mm256_blendv_ps(_mm256_blendv_ps(t0, t1, m0), _mm256_blendv_ps(t2, t3, m0), m1);
   return _mm256_cvttps_epi32(_mm256_mul_ps(f, _mm256_set1_ps(255.f)));
 }
 
@@ -238,14 +243,24 @@ YOLO_AVX2_FN void hsv_to_rgb_avx2_impl(const uint8_t* hsv, int n, uint8_t* rgb) 
 bool hsv_avx2_supported() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
-void hsv_row_avx2(uint8_t* rgb, int n, const HsvRowTables& t) { hsv_row_avx2_impl(rgb, n, t); }
-void rgb_to_hsv_avx2(const uint8_t* rgb, int n, uint8_t* hsv) { rgb_to_hsv_avx2_impl(rgb, n, hsv); }
-void hsv_to_rgb_avx2(const uint8_t* hsv, int n, uint8_t* rgb) { hsv_to_rgb_avx2_impl(hsv, n, rgb); }
+void hsv_row_avx2(uint8_t* rgb, int n, const HsvRowTables& t) {
+  hsv_row_avx2_impl(rgb, n, t);
+}
+void rgb_to_hsv_avx2(const uint8_t* rgb, int n, uint8_t* hsv) {
+  rgb_to_hsv_avx2_impl(rgb, n, hsv);
+}
+void hsv_to_rgb_avx2(const uint8_t* hsv, int n, uint8_t* rgb) {
+  hsv_to_rgb_avx2_impl(hsv, n, rgb);
+}
 
 #else  // no x86 vector code: the entry points run the portable arithmetic
 
-bool hsv_avx2_supported() { return false; }
-void hsv_row_avx2(uint8_t* rgb, int n, const HsvRowTables& t) { hsv_row_portable(rgb, n, t); }
+bool hsv_avx2_supported() {
+  return false;
+}
+void hsv_row_avx2(uint8_t* rgb, int n, const HsvRowTables& t) {
+  hsv_row_portable(rgb, n, t);
+}
 void rgb_to_hsv_avx2(const uint8_t* rgb, int n, uint8_t* hsv) {
   static const HsvDivTables div;
   for (int x = 0; x < n; ++x) {
