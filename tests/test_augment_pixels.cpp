@@ -554,8 +554,9 @@ TEST_CASE("augment_apply hsv avx2 rgb_to_hsv matches the scalar code on every co
       if (bad++ == 0) {
         first = "rgb " + std::to_string(r) + " " + std::to_string(i >> 8) + " " +
                 std::to_string(i & 255) + ": want hsv " + std::to_string(h) + " " +
-                std::to_string(s) + " " + std::to_string(v) + ", got " + std::to_string(hsv[3 * i]) +
-                " " + std::to_string(hsv[3 * i + 1]) + " " + std::to_string(hsv[3 * i + 2]);
+                std::to_string(s) + " " + std::to_string(v) + ", got " +
+                std::to_string(hsv[3 * i]) + " " + std::to_string(hsv[3 * i + 1]) + " " +
+                std::to_string(hsv[3 * i + 2]);
       }
     }
   }
@@ -563,8 +564,7 @@ TEST_CASE("augment_apply hsv avx2 rgb_to_hsv matches the scalar code on every co
   REQUIRE(bad == 0);
 }
 
-TEST_CASE("augment_apply hsv avx2 hsv_to_rgb matches the scalar code on every input",
-          "[augment]") {
+TEST_CASE("augment_apply hsv avx2 hsv_to_rgb matches the scalar code on every input", "[augment]") {
   if (!augment_cpu::hsv_avx2_supported()) {
     WARN("no AVX2+FMA on this CPU: the vector HSV code is not used here");
     return;
@@ -586,8 +586,9 @@ TEST_CASE("augment_apply hsv avx2 hsv_to_rgb matches the scalar code on every in
       if (bad++ == 0) {
         first = "hsv " + std::to_string(h) + " " + std::to_string(i >> 8) + " " +
                 std::to_string(i & 255) + ": want rgb " + std::to_string(r) + " " +
-                std::to_string(g) + " " + std::to_string(b) + ", got " + std::to_string(rgb[3 * i]) +
-                " " + std::to_string(rgb[3 * i + 1]) + " " + std::to_string(rgb[3 * i + 2]);
+                std::to_string(g) + " " + std::to_string(b) + ", got " +
+                std::to_string(rgb[3 * i]) + " " + std::to_string(rgb[3 * i + 1]) + " " +
+                std::to_string(rgb[3 * i + 2]);
       }
     }
   }
@@ -614,7 +615,8 @@ TEST_CASE("augment_apply hsv rows: avx2 matches the portable code for any width 
     const augment_cpu::HsvRowTables tables(lut);
     std::vector<uint8_t> row(size_t(w) * 3);
     for (auto& b : row) b = uint8_t(rng() % 256);
-    for (int x = 0; x < w; x += 5) row[3 * size_t(x) + 1] = row[3 * size_t(x) + 2] = row[3 * size_t(x)];
+    for (int x = 0; x < w; x += 5)
+      row[3 * size_t(x) + 1] = row[3 * size_t(x) + 2] = row[3 * size_t(x)];
     std::vector<uint8_t> want = row, got = row;
     augment_cpu::hsv_row_portable(want.data(), w, tables);
     augment_cpu::hsv_row_avx2(got.data(), w, tables);
@@ -647,15 +649,25 @@ TEST_CASE("augment_apply affine mosaics match a plain loop (vector rows, tile ed
         const int x2a = k % 2 ? std::min(xc + s.width, 2 * S) : xc;
         const int y1a = k < 2 ? std::max(yc - s.height, 0) : yc;
         const int y2a = k < 2 ? yc : std::min(yc + s.height, 2 * S);
-        v.tiles[k] = {k, x1a, y1a, x2a, y2a, k % 2 ? 0 : s.width - (x2a - x1a),
+        v.tiles[k] = {k,
+                      x1a,
+                      y1a,
+                      x2a,
+                      y2a,
+                      k % 2 ? 0 : s.width - (x2a - x1a),
                       k < 2 ? s.height - (y2a - y1a) : 0};
       }
       v.warp = AugmentWarp::affine;
       const double a = n == 0 ? 0.0 : uni(-0.2, 0.2), sc = uni(0.5, 1.5);
-      const double m[9] = {sc * std::cos(a), sc * std::sin(a), -S * sc + 0.5 * W + uni(-0.1, 0.1) * W,
-                           -sc * std::sin(a), sc * std::cos(a),
+      const double m[9] = {sc * std::cos(a),
+                           sc * std::sin(a),
+                           -S * sc + 0.5 * W + uni(-0.1, 0.1) * W,
+                           -sc * std::sin(a),
+                           sc * std::cos(a),
                            -S * sc + 0.5 * H + uni(-0.1, 0.1) * H + uni(-S / 2.0, S / 2.0) * sc,
-                           0, 0, 1};
+                           0,
+                           0,
+                           1};
       std::copy(m, m + 9, v.m);
       AugmentSample s;
       s.views[0] = v;
