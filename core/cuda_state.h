@@ -24,6 +24,9 @@ struct CudaState {
   cudnnHandle_t cudnn = nullptr;
   cudaDeviceProp props{};
   std::shared_ptr<CachingAllocator> allocator;
+  // Time cuDNN's convolution algorithms on first use of each shape (Note [Conv autotune] in
+  // kernels/cuda/conv.cu). Off with YOLO_CONV_AUTOTUNE=0: the heuristic choice only.
+  bool conv_autotune = true;
 
   // A scratch buffer shared by cuBLAS and cuDNN calls on `stream`, grown on demand. Growing
   // allocates, so plan the largest size before capturing a graph.

@@ -2,6 +2,7 @@
 // finite differences and direct loops, accumulation, argument errors naming the shapes, and CUDA
 // (cuDNN, and cuBLAS for plain 1x1) against the CPU. Run: yolo_tests "[conv]".
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -416,4 +417,44 @@ TEST_CASE("conv2d cuda matches cpu in f16 and bf16", "[conv][cuda]") {
     check_cuda_against_cpu(*cuda, c, {DType::bf16, kConvCudaBF16}, salt + 8);
     salt += 16;
   }
+}
+
+// Note [Conv autotune] in kernels/cuda/conv.cu: the first call of each direction times cuDNN's
+// algorithms on scratch outputs. A fresh context whose first calls are a forward with bias (y
+// already holds the bias) and an accumulating weight gradient must keep both; with
+// YOLO_CONV_AUTOTUNE=0 the heuristic choice must give the same results.
+TEST_CASE("conv2d cuda autotune keeps bias and accumulated gradients; off gives the same",
+          "[conv][cuda]") {
+  if (!test::cuda_or_skip()) return;
+  for (const char* autotune : {"1", "0"}) {
+    ::setenv("YOLO_CONV_AUTOTUNE", autotune, 1);
+    uint64_t salt = 900;
+    for (const Case& c : kCudaCases) {
+      if (!c.bias) continue;
+      Context cuda(Device::cuda(0));  // fresh plans: these calls are each shape's first
+      Context cpu;
+      const Conv2dParams p = params_of(c);
+      const std::string what = std::string("autotune=") + autotune + " " + describe(c);
+      Tensor x = test::random(x_shape(c), DType::f32, test::seed(++salt));
+      Tensor w = test::random(w_shape(c), DType::f32, test::seed(++salt), -0.5, 0.5);
+      Tensor b = test::random({c.o}, DType::f32, test::seed(++salt));
+      Tensor dy = test::random(y_shape(c), DType::f32, test::seed(++salt));
+      Tensor dw0 = test::random(w_shape(c), DType::f32, test::seed(++salt));
+      Tensor db0 = test::random({c.o}, DType::f32, test::seed(++salt));
+      Tensor y_ref = Tensor::empty_cpu(y_shape(c));
+      conv2d_fwd(cpu, x, w, b, y_ref, p);
+      Tensor y = cuda.empty(y_shape(c), DType::f32);
+      conv2d_fwd(cuda, cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), y, p);
+      test::require_close(test::host(cuda, y), y_ref, kConvCudaF32, "conv2d cuda fwd " + what);
+      Tensor dw_ref = clone(dw0), db_ref = clone(db0);
+      conv2d_bwd_filter(cpu, x, dy, dw_ref, db_ref, p, true);
+      Tensor dw = cuda.to_device(dw0), db = cuda.to_device(db0);
+      conv2d_bwd_filter(cuda, cuda.to_device(x), cuda.to_device(dy), dw, db, p, true);
+      test::require_close(test::host(cuda, dw), dw_ref, kConvCudaF32,
+                          "conv2d cuda accumulated dw " + what);
+      test::require_close(test::host(cuda, db), db_ref, kConvCudaF32,
+                          "conv2d cuda accumulated dbias " + what);
+    }
+  }
+  ::unsetenv("YOLO_CONV_AUTOTUNE");
 }

@@ -1,6 +1,8 @@
 // CUDA backend of Context: device state (streams, cuBLAS/cuDNN handles, workspace) and the caching
 // allocator over cudaMalloc. Compiled only when YOLO_CUDA=ON.
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/context.h"
 #include "core/cuda_check.h"
@@ -115,6 +117,7 @@ std::shared_ptr<CudaState> make_cuda_state(int device_index) {
                      << (n == 0 ? "; " + unavailable_reason() : std::string()) << ")");
   auto s = std::make_shared<CudaState>();
   s->device = device_index;
+  if (const char* v = std::getenv("YOLO_CONV_AUTOTUNE")) s->conv_autotune = std::string(v) != "0";
   CUDA_CHECK(cudaSetDevice(device_index));
   CUDA_CHECK(cudaGetDeviceProperties(&s->props, device_index));
   CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));

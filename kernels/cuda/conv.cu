@@ -36,7 +36,20 @@ namespace {
 // is deterministic (bitwise reproducible, no atomics); a non-deterministic one only if no
 // deterministic one qualifies. Plans are immutable once built and freed with the context (a few
 // hundred bytes each; YOLOv5 needs ~60 convs x image sizes). The first call for a shape must be
-// eager (before CUDA-graph capture): it builds the plan and may grow the workspace.
+// eager (before CUDA-graph capture): it builds the plan, tunes it (Note [Conv autotune]) and may
+// grow the workspace.
+
+// Note [Conv autotune]
+// The heuristic's first pick can be far from the fastest: on an H100 it chose a backward-data
+// algorithm taking 32 ms for a 3x3 stride-2 32->64 conv at 320x320 (f32, batch 16) where another
+// takes 1.7 ms, and a slow backward-filter for the stem. So the first eager call of each direction
+// for a shape times cuDNN's candidates with cudnnFind*AlgorithmEx on that call's own inputs and
+// keeps the fastest that passes the same filter as the heuristic (workspace bound, no TF32 for f32,
+// deterministic first). The outputs of the timing runs go to scratch tensors, so a conv's bias
+// (already in y) or an accumulated weight gradient is never touched. Not done while the stream is
+// being captured (the heuristic choice stays) nor with CudaState::conv_autotune off
+// (YOLO_CONV_AUTOTUNE=0). Timing makes the choice depend on the run, as PyTorch's
+// cudnn.benchmark, which the reference's training turns on (utils/general.py init_seeds).
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
 
 cudnnDataType_t cudnn_type(DType t) {
@@ -65,6 +78,7 @@ struct Plan {
   cudnnConvolutionBwdDataAlgo_t data_algo{};
   cudnnConvolutionBwdFilterAlgo_t filter_algo{};
   size_t workspace[3] = {};
+  bool tuned[3] = {false, false, false};  // per direction: timed (Note [Conv autotune])
 
   Plan() = default;
   Plan(const Plan&) = delete;
@@ -171,7 +185,7 @@ std::unique_ptr<Plan> build_plan(CudaState& cs, const Shape& xs, const Shape& ws
 }
 
 // The cached plan for this conv (Note [Conv plan cache]).
-const Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv2dParams& p,
+Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv2dParams& p,
                      DType dt) {
   const PlanKey key{int(dt), xs, ws, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups};
   std::lock_guard<std::mutex> lock(cs.cache_mutex());
@@ -183,6 +197,124 @@ const Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv
 
 void* workspace(CudaState& cs, size_t bytes) {
   return bytes ? cs.workspace(bytes) : nullptr;
+}
+
+// The algorithm and workspace size one direction of a conv runs with.
+template <typename Algo>
+struct Choice {
+  Algo algo;
+  size_t workspace;
+};
+
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+// Whether this call should time the direction's algorithms (Note [Conv autotune]); the caller
+// holds the cache mutex.
+bool should_tune(CudaState& cs, const Plan& plan, int direction) {
+  return cs.conv_autotune && !plan.tuned[direction] && !capturing(cs.stream);
+}
+
+// Scratch output and workspace for a timing run, or nothing when the device cannot spare them
+// (then the heuristic choice stays: tuning must never turn a run that fits into an OOM).
+bool find_buffers(Context& ctx, const Tensor& out, Tensor& scratch, Tensor& space) {
+  try {
+    scratch = ctx.empty(out.shape(), out.dtype());
+    space = ctx.empty({int64_t(kMaxWorkspace)}, DType::u8);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// Before a Find, the descriptor gets back the math type the plan started from, so every candidate
+// (tensor-op or not, for 16-bit types) is timed.
+void reset_math(cudnnConvolutionDescriptor_t conv, bool is_f32) {
+  CUDNN_CHECK(cudnnSetConvolutionMathType(conv, is_f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+}
+
+Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const Tensor& x,
+                                                 const Tensor& w, const Tensor& y) {
+  CudaState& cs = ctx.cuda();
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  if (should_tune(cs, plan, 0)) {
+    const bool is_f32 = x.dtype() == DType::f32;
+    Tensor scratch, space;
+    if (!find_buffers(ctx, y, scratch, space)) {
+      plan.tuned[0] = true;
+      return {plan.fwd_algo, plan.workspace[0]};
+    }
+    reset_math(plan.conv[0], is_f32);
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+        cs.cudnn, plan.x, x.raw(), plan.w, w.raw(), plan.conv[0], plan.y, scratch.raw(),
+        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
+    const int i = pick_algorithm(perf, n, is_f32, "forward", x.shape(), w.shape());
+    plan.fwd_algo = perf[i].algo;
+    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], perf[i].mathType));
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cs.cudnn, plan.x, plan.w, plan.conv[0],
+                                                        plan.y, plan.fwd_algo, &plan.workspace[0]));
+    plan.tuned[0] = true;
+  }
+  return {plan.fwd_algo, plan.workspace[0]};
+}
+
+Choice<cudnnConvolutionBwdDataAlgo_t> data_choice(Context& ctx, Plan& plan, const Tensor& dy,
+                                                  const Tensor& w, const Tensor& dx) {
+  CudaState& cs = ctx.cuda();
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  if (should_tune(cs, plan, 1)) {
+    const bool is_f32 = dx.dtype() == DType::f32;
+    Tensor scratch, space;
+    if (!find_buffers(ctx, dx, scratch, space)) {
+      plan.tuned[1] = true;
+      return {plan.data_algo, plan.workspace[1]};
+    }
+    reset_math(plan.conv[1], is_f32);
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        cs.cudnn, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.x, scratch.raw(),
+        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
+    const int i = pick_algorithm(perf, n, is_f32, "backward-data", dx.shape(), w.shape());
+    plan.data_algo = perf[i].algo;
+    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], perf[i].mathType));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+        cs.cudnn, plan.w, plan.y, plan.conv[1], plan.x, plan.data_algo, &plan.workspace[1]));
+    plan.tuned[1] = true;
+  }
+  return {plan.data_algo, plan.workspace[1]};
+}
+
+Choice<cudnnConvolutionBwdFilterAlgo_t> filter_choice(Context& ctx, Plan& plan, const Tensor& x,
+                                                      const Tensor& dy, const Tensor& dw) {
+  CudaState& cs = ctx.cuda();
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  if (should_tune(cs, plan, 2)) {
+    const bool is_f32 = x.dtype() == DType::f32;
+    Tensor scratch, space;
+    if (!find_buffers(ctx, dw, scratch, space)) {
+      plan.tuned[2] = true;
+      return {plan.filter_algo, plan.workspace[2]};
+    }
+    reset_math(plan.conv[2], is_f32);
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        cs.cudnn, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.w, scratch.raw(),
+        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
+    const int i = pick_algorithm(perf, n, is_f32, "backward-filter", x.shape(), dw.shape());
+    plan.filter_algo = perf[i].algo;
+    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], perf[i].mathType));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        cs.cudnn, plan.x, plan.y, plan.conv[2], plan.w, plan.filter_algo, &plan.workspace[2]));
+    plan.tuned[2] = true;
+  }
+  return {plan.filter_algo, plan.workspace[2]};
 }
 
 bool plain_1x1(const Tensor& w, const Conv2dParams& p) {
@@ -305,10 +437,11 @@ void conv2d_fwd_cuda(Context& ctx, const Tensor& x, const Tensor& w, const Tenso
          x.dtype());
     return;
   }
-  const Plan& plan = plan_for(cs, x.shape(), w.shape(), p, x.dtype());
+  Plan& plan = plan_for(cs, x.shape(), w.shape(), p, x.dtype());
+  const auto c = forward_choice(ctx, plan, x, w, y);
   CUDNN_CHECK(cudnnConvolutionForward(cs.cudnn, &alpha, plan.x, x.raw(), plan.w, w.raw(),
-                                      plan.conv[0], plan.fwd_algo, workspace(cs, plan.workspace[0]),
-                                      plan.workspace[0], &beta, plan.y, y.raw()));
+                                      plan.conv[0], c.algo, workspace(cs, c.workspace), c.workspace,
+                                      &beta, plan.y, y.raw()));
 }
 
 void conv2d_bwd_data_cuda(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
@@ -321,10 +454,11 @@ void conv2d_bwd_data_cuda(Context& ctx, const Tensor& dy, const Tensor& w, const
          dx.dtype());
     return;
   }
-  const Plan& plan = plan_for(cs, dx.shape(), w.shape(), p, dx.dtype());
-  CUDNN_CHECK(cudnnConvolutionBackwardData(
-      cs.cudnn, &alpha, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.data_algo,
-      workspace(cs, plan.workspace[1]), plan.workspace[1], &beta, plan.x, dx.raw()));
+  Plan& plan = plan_for(cs, dx.shape(), w.shape(), p, dx.dtype());
+  const auto c = data_choice(ctx, plan, dy, w, dx);
+  CUDNN_CHECK(cudnnConvolutionBackwardData(cs.cudnn, &alpha, plan.w, w.raw(), plan.y, dy.raw(),
+                                           plan.conv[1], c.algo, workspace(cs, c.workspace),
+                                           c.workspace, &beta, plan.x, dx.raw()));
 }
 
 void conv2d_bwd_filter_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dw,
@@ -350,10 +484,11 @@ void conv2d_bwd_filter_cuda(Context& ctx, const Tensor& x, const Tensor& dy, con
          x.dtype());
     return;
   }
-  const Plan& plan = plan_for(cs, x.shape(), dw.shape(), p, x.dtype());
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      cs.cudnn, &alpha, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.filter_algo,
-      workspace(cs, plan.workspace[2]), plan.workspace[2], &beta, plan.w, dw.raw()));
+  Plan& plan = plan_for(cs, x.shape(), dw.shape(), p, x.dtype());
+  const auto c = filter_choice(ctx, plan, x, dy, dw);
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cs.cudnn, &alpha, plan.x, x.raw(), plan.y, dy.raw(),
+                                             plan.conv[2], c.algo, workspace(cs, c.workspace),
+                                             c.workspace, &beta, plan.w, dw.raw()));
 }
 
 }  // namespace yolo
