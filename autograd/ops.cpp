@@ -44,6 +44,19 @@ Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& bias, const Conv2d
   return out;
 }
 
+Var conv2d_act(Tape& tape, const Var& x, const Var& w, const Var& bias, const Conv2dParams& p,
+               Activation act) {
+  if (tape.needs_grad({&x, &w, &bias})) {
+    const Var y = conv2d(tape, x, w, bias, p);
+    return act == Activation::silu ? silu(tape, y) : y;
+  }
+  Context& ctx = tape.ctx();
+  const Tensor b = bias.defined() ? bias.value() : Tensor();
+  Tensor y = ctx.empty(conv2d_out_shape(x.value(), w.value(), p), x.value().dtype());
+  conv2d_fwd_act(ctx, x.value(), w.value(), b, y, p, act);
+  return tape.make_output(y, false);
+}
+
 Var batchnorm(Tape& tape, const Var& x, const Var& gamma, const Var& beta, BatchNormState& state,
               Activation act) {
   Context& ctx = tape.ctx();

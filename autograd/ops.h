@@ -14,6 +14,10 @@ namespace yolo::ag {
 
 // x: (N, H, W, C); w: (O, KH, KW, C/groups); bias: (O) or an undefined Var.
 Var conv2d(Tape& tape, const Var& x, const Var& w, const Var& bias, const Conv2dParams& p);
+// act(conv2d(x, w, bias)): one fused kernel when nothing needs a gradient (inference of a fused
+// model), else the conv2d and activation ops, each with its backward.
+Var conv2d_act(Tape& tape, const Var& x, const Var& w, const Var& bias, const Conv2dParams& p,
+               Activation act);
 
 // Batch-norm state that is not a parameter: running statistics (updated in training mode).
 struct BatchNormState {

@@ -87,9 +87,10 @@ Shape conv2d_out_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p) 
   return checked_out_shape("conv2d", "x", x, "w", w, p);
 }
 
-void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                const Conv2dParams& p) {
-  const char* op = "conv2d_fwd";
+namespace {
+
+void check_fwd(const char* op, Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+               const Tensor& y, const Conv2dParams& p) {
   const Shape ys = checked_out_shape(op, "x", x, "w", w, p);
   check_like(op, ctx, "x", x, "x", x);
   check_dtype_for_device(op, "x", x);
@@ -97,7 +98,20 @@ void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bi
   check_bias(op, ctx, x, "w", w, "bias", bias);
   check_like(op, ctx, "x", x, "y", y);
   check_shape(op, "y", y, ys);
+}
+
+}  // namespace
+
+void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                const Conv2dParams& p) {
+  check_fwd("conv2d_fwd", ctx, x, w, bias, y, p);
   YOLO_DISPATCH(ctx, conv2d_fwd, ctx, x, w, bias, y, p);
+}
+
+void conv2d_fwd_act(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                    const Tensor& y, const Conv2dParams& p, Activation act) {
+  check_fwd("conv2d_fwd_act", ctx, x, w, bias, y, p);
+  YOLO_DISPATCH(ctx, conv2d_fwd_act, ctx, x, w, bias, y, p, act);
 }
 
 void conv2d_bwd_data(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/context.h"
+#include "kernels/activation.h"  // Activation
 
 namespace yolo {
 
@@ -23,6 +24,11 @@ Shape conv2d_out_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p);
 
 void conv2d_fwd(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                 const Conv2dParams& p);
+// y = act(conv(x, w) + bias): the fused (BN-folded) Conv block's forward in one op. CPU: bias and
+// SiLU applied to each block of GEMM output while it is in cache; CUDA: the conv, then SiLU in
+// place. Inference only: it saves nothing for a backward.
+void conv2d_fwd_act(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                    const Tensor& y, const Conv2dParams& p, Activation act);
 // dx = conv_transpose(dy, w). Assigns dx.
 void conv2d_bwd_data(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
                      const Conv2dParams& p);
@@ -33,12 +39,16 @@ void conv2d_bwd_filter(Context& ctx, const Tensor& x, const Tensor& dy, const Te
 
 void conv2d_fwd_cpu(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                     const Tensor& y, const Conv2dParams& p);
+void conv2d_fwd_act_cpu(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Tensor& y, const Conv2dParams& p, Activation act);
 void conv2d_bwd_data_cpu(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
                          const Conv2dParams& p);
 void conv2d_bwd_filter_cpu(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dw,
                            const Tensor& dbias, const Conv2dParams& p, bool accumulate);
 void conv2d_fwd_cuda(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                      const Tensor& y, const Conv2dParams& p);
+void conv2d_fwd_act_cuda(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                         const Tensor& y, const Conv2dParams& p, Activation act);
 void conv2d_bwd_data_cuda(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
                           const Conv2dParams& p);
 void conv2d_bwd_filter_cuda(Context& ctx, const Tensor& x, const Tensor& dy, const Tensor& dw,

@@ -36,17 +36,23 @@ void Conv2d::set_compute_copy(const Tensor& flat, const ParamArena& layout) {
   bias_copy_ = bias_ >= 0 ? view(params()[bias_]) : Tensor();
 }
 
-Var Conv2d::forward(Tape& tape, const Var& x) {
+Var Conv2d::forward(Tape& tape, const Var& x) { return forward_act(tape, x, Activation::none); }
+
+Var Conv2d::forward_act(Tape& tape, const Var& x, Activation act) {
   const ParamSlot& w = params()[weight_];
   if (x.value().dtype() == w.value.dtype()) {
-    return ag::conv2d(tape, x, param_var(weight_), bias_ >= 0 ? param_var(bias_) : Var(), p_);
+    const Var b = bias_ >= 0 ? param_var(bias_) : Var();
+    return act == Activation::none ? ag::conv2d(tape, x, param_var(weight_), b, p_)
+                                   : ag::conv2d_act(tape, x, param_var(weight_), b, p_, act);
   }
   YOLO_CHECK(weight_copy_.defined() && weight_copy_.dtype() == x.value().dtype(),
              "Conv2d " << w.full_name << ": input is " << dtype_name(x.value().dtype())
                        << " but the weights are " << dtype_name(w.value.dtype())
                        << "; make a compute copy first (Model::set_compute_dtype)");
-  return ag::conv2d(tape, x, Var::constant(weight_copy_),
-                    bias_ >= 0 ? Var::constant(bias_copy_) : Var(), p_);
+  const Var b = bias_ >= 0 ? Var::constant(bias_copy_) : Var();
+  return act == Activation::none
+             ? ag::conv2d(tape, x, Var::constant(weight_copy_), b, p_)
+             : ag::conv2d_act(tape, x, Var::constant(weight_copy_), b, p_, act);
 }
 
 Shape Conv2d::infer(const std::vector<Shape>& in, double* ops) const {

@@ -16,6 +16,8 @@ class Conv2d : public Module {
   // x: (N, H, W, c1) -> (N, OH, OW, c2). An x of another dtype than the f32 parameters uses the
   // compute copy set by set_compute_copy (no gradient flows to it).
   Var forward(Tape& tape, const Var& x) override;
+  // act(forward(x)) through conv2d_act (one fused kernel in inference).
+  Var forward_act(Tape& tape, const Var& x, Activation act);
   Shape infer(const std::vector<Shape>& in, double* ops) const override;
   // Adds the bias parameter (fusing). Only before declare().
   void add_bias();

@@ -29,9 +29,9 @@ void Conv::fuse() {
 }
 
 Var Conv::forward(Tape& tape, const Var& x) {
-  Var y = conv_->forward(tape, x);
-  if (bn_) return bn_->forward_act(tape, y, act_ ? Activation::silu : Activation::none);
-  return act_ ? ag::silu(tape, y) : y;
+  const Activation act = act_ ? Activation::silu : Activation::none;
+  if (bn_) return bn_->forward_act(tape, conv_->forward(tape, x), act);
+  return conv_->forward_act(tape, x, act);  // fused: conv + bias + SiLU in one kernel
 }
 
 Shape Conv::infer(const std::vector<Shape>& in, double* ops) const {

@@ -197,6 +197,32 @@ TEST_CASE("conv2d forward matches a direct loop", "[conv]") {
   }
 }
 
+// conv2d_fwd_act: act(conv + bias) against the direct loop followed by a direct SiLU (f64 maths).
+TEST_CASE("conv2d_fwd_act (fused conv + bias + SiLU) matches a direct loop", "[conv]") {
+  Context cpu;
+  uint64_t salt = 150;
+  for (const Case& c : kCases) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      for (Activation act : {Activation::silu, Activation::none}) {
+        const Conv2dParams p = params_of(c);
+        Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+        Tensor w = test::random(w_shape(c), dt, test::seed(++salt));
+        Tensor b = c.bias ? test::random({c.o}, dt, test::seed(++salt)) : Tensor();
+        Tensor y = nan_filled(y_shape(c), dt);
+        conv2d_fwd_act(cpu, x, w, b, y, p, act);
+        Tensor ref = test::to_f64(naive_fwd(x, w, b, p));
+        if (act == Activation::silu) {
+          double* r = ref.data<double>();
+          for (int64_t i = 0; i < ref.numel(); ++i) r[i] = r[i] / (1.0 + std::exp(-r[i]));
+        }
+        test::require_close(test::to_f64(y), ref, dt == DType::f64 ? kConvF64 : kConvF32,
+                            std::string("conv2d_fwd_act ") + (act == Activation::silu ? "silu " : "") +
+                                dtype_name(dt) + " " + describe(c));
+      }
+    }
+  }
+}
+
 TEST_CASE("conv2d backward matches direct loops", "[conv]") {
   Context cpu;
   uint64_t salt = 200;

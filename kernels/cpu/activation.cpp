@@ -3,26 +3,39 @@
 // Outputs may alias inputs: each element is read before it is written.
 #include "kernels/activation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/cpu/vec_math.h"
 
 namespace yolo {
 namespace {
 
-template <typename T>
-T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
+// Elements per parallel chunk: big enough to amortise the loop, small enough to balance.
+constexpr int64_t kChunk = 1 << 14;
+
+// out[i] = f(a[i], b[i]) over [begin, end): one vectorised loop (sigmoid is exp_f32 for f32,
+// Note [ISA clones]).
+template <typename T, typename F>
+YOLO_ISA_CLONES void map2_range(const T* pa, const T* pb, T* po,
+                                int64_t begin, int64_t end, F f) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
 }
 
-// out[i] = f(a[i], b[i]) over n elements, in parallel.
+// out[i] = f(a[i], b[i]) over n elements, in parallel chunks. out may alias a or b (each element
+// is read before it is written, and chunks do not overlap).
 template <typename T, typename F>
 void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* po = out.data<T>();
   const int64_t n = a.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    map2_range(pa, pb, po, c * kChunk, std::min(n, (c + 1) * kChunk), f);
 }
 
 template <typename T>

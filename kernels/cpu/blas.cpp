@@ -8,6 +8,8 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/cpu/vec_math.h"
+
 namespace yolo::cpu {
 namespace {
 
@@ -95,7 +97,76 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   }
 }
 
+// Rows of C computed and finished together: at least kEpilogueRows (each GEMM call repacks B, so
+// fewer rows would spend more time packing than multiplying), more when C is narrow, up to
+// kEpilogueBytes of C (which then stays in L2 for the epilogue).
+constexpr int64_t kEpilogueRows = 256;
+constexpr int64_t kEpilogueBytes = int64_t(256) << 10;
+
+// c[i][j] = act(c[i][j] + bias[j]) over rows [0, rows) (Note [ISA clones]).
+template <typename T>
+YOLO_ISA_CLONES void epilogue_rows(T* c, int64_t rows, int64_t n, int64_t ldc,
+                                   const T* __restrict bias, bool silu) {
+  for (int64_t i = 0; i < rows; ++i) {
+    T* ci = c + i * ldc;
+    if (bias && silu) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const T z = ci[j] + bias[j];
+        ci[j] = z * sigmoid(z);
+      }
+    } else if (bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] += bias[j];
+    } else if (silu) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] = ci[j] * sigmoid(ci[j]);
+    }
+  }
+}
+
+template <typename T>
+void gemm_bias_act_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+                        const T* b, int64_t ldb, T* c, int64_t ldc, const T* bias, bool silu) {
+  single_threaded_blas();
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t block = std::max<int64_t>(
+      kEpilogueRows, kEpilogueBytes / int64_t(sizeof(T)) / std::max<int64_t>(n, 1));
+  const bool small = double(m) * double(n) * double(k) < kParallelMacs || k == 0;
+  if (threads == 1 || small || m >= 16 * threads || (m >= threads && m >= n)) {
+    // Rows split over the threads (or one thread), each in blocks: product, then epilogue.
+    const int team = (threads == 1 || small) ? 1 : threads;
+    const int64_t step = (m + team - 1) / team;
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+    for (int t = 0; t < team; ++t) {
+      const int64_t m0 = t * step, m1 = std::min(m, m0 + step);
+      for (int64_t r = m0; r < m1; r += block) {
+        const int64_t rows = std::min(block, m1 - r);
+        blas(ta, tb, rows, n, k, T(1), ta ? a + r : a + r * lda, lda, b, ldb, T(0), c + r * ldc,
+             ldc);
+        epilogue_rows(c + r * ldc, rows, n, ldc, bias, silu);
+      }
+    }
+    return;
+  }
+  // Few rows: the plain parallel product, then the epilogue in one pass.
+  gemm_impl(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
+  epilogue_rows(c, m, n, ldc, bias, silu);
+}
+
 }  // namespace
+
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                   const float* bias, bool silu) {
+  gemm_bias_act_impl(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, bias, silu);
+}
+
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a,
+                   int64_t lda, const double* b, int64_t ldb, double* c, int64_t ldc,
+                   const double* bias, bool silu) {
+  gemm_bias_act_impl(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, bias, silu);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {

@@ -13,4 +13,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
           int64_t ldc);
 
+// C (m, n) = act(op(A) * op(B) + bias): bias (n) added to every row (nullptr: none), then SiLU
+// when silu. The product is computed in blocks of rows and each block gets its bias and activation
+// right away, while it is still in cache (the fused Conv's epilogue), instead of in extra passes.
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                   const float* bias, bool silu);
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a,
+                   int64_t lda, const double* b, int64_t ldb, double* c, int64_t ldc,
+                   const double* bias, bool silu);
+
 }  // namespace yolo::cpu

@@ -5,8 +5,10 @@
 #include "kernels/conv.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/vec_math.h"
 
 #include <algorithm>
 #include <cstring>
@@ -20,12 +22,15 @@ namespace {
 //   forward          y[:, g]  = patch_g x w_g^T
 //   backward-filter  dw_g    += dy[:, g]^T x patch_g
 //   backward-data    dpatch_g = dy[:, g] x w_g, scattered back onto dx (col2im)
-// The matrix covers a chunk of whole output lines (n, oh) and at most kPatchBytes, so memory is
-// bounded whatever the batch size; the first chunk is as large as possible so the GEMMs are big.
+// The matrix covers a chunk of whole output lines (n, oh) of about kPatchBytesPerThread per OpenMP
+// thread, so memory is bounded whatever the batch size and, more importantly, the chunk im2col
+// writes is still in cache when the GEMM reads it: a whole-layer patch matrix (tens of MB) made
+// the 3x3 convs of yolov5n at batch 8 memory-bound, 4x slower (80x80x32 -> 32: 20.5 ms with 64 MB
+// chunks, 5.3 ms with 4 MB, 2 cores).
 // im2col/col2im run in OpenMP loops over lines; the GEMMs go through cpu::gemm, which splits them
 // over the same OpenMP team (Note [One CPU thread pool] in kernels/cpu/blas.cpp). col2im gathers
 // per input line, so each dx row has one writer.
-constexpr size_t kPatchBytes = size_t(64) << 20;
+constexpr size_t kPatchBytesPerThread = size_t(1) << 20;
 // Loops touching fewer elements than this run on the calling thread: waking the OpenMP team costs
 // more than the work.
 constexpr int64_t kParallelWork = int64_t(1) << 16;
@@ -67,7 +72,8 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
 template <typename T>
 int64_t chunk_lines(const Geometry& g) {
   const int64_t line_bytes = g.ow * g.k() * int64_t(sizeof(T));
-  return std::clamp<int64_t>(int64_t(kPatchBytes) / line_bytes, 1, g.lines());
+  const int64_t budget = int64_t(kPatchBytesPerThread) * std::max(1, omp_get_max_threads());
+  return std::clamp<int64_t>(budget / line_bytes, 1, g.lines());
 }
 
 // patch (rows of lines [line0, line1), k()) <- x's patches for the channels of `group`.
@@ -145,12 +151,6 @@ Tensor ones_vector(Context& ctx, int64_t m) {
   return t;
 }
 
-// rows (m, o) <- bias broadcast over rows, as the outer product ones (m) x bias (o).
-template <typename T>
-void fill_rows_with_bias(T* rows, int64_t m, int64_t o, const T* bias, const T* ones) {
-  gemm(CblasNoTrans, CblasNoTrans, m, o, 1, ones, 1, bias, o, T(0), rows, o);
-}
-
 // wt (kh * kw, c) <- w (c, kh, kw, 1): depthwise weights with channels innermost.
 template <typename T>
 void transpose_depthwise(const Geometry& g, const T* w, T* wt) {
@@ -190,31 +190,47 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
   }
 }
 
+// y (m, og) columns of one group <- act(patch (m, k) w_group^T + bias): the plain GEMM when there
+// is neither bias nor activation, else the blocked GEMM with its epilogue (kernels/cpu/blas.h).
 template <typename T>
-void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if (g.depthwise()) return depthwise_fwd(ctx, g, x, w, bias, y);
+void fwd_gemm(int64_t m, int64_t og, int64_t k, const T* patch, int64_t ldp, const T* w, T* y,
+              int64_t ldy, const T* bias, bool silu) {
+  if (!bias && !silu) {
+    gemm(CblasNoTrans, CblasTrans, m, og, k, patch, ldp, w, k, T(0), y, ldy);
+  } else {
+    cpu::gemm_bias_act(false, true, m, og, k, patch, ldp, w, k, y, ldy, bias, silu);
+  }
+}
+
+template <typename T>
+void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias, T* y, bool silu) {
+  if (g.depthwise()) {
+    depthwise_fwd(ctx, g, x, w, bias, y);
+    if (silu) {
+      const int64_t n = g.lines() * g.ow * g.c;
+#pragma omp parallel for schedule(static) if (n >= kParallelWork)
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] * sigmoid(y[i]);
+    }
+    return;
+  }
   const int64_t kcols = g.k();
-  const T beta = bias ? T(1) : T(0);
   if (g.no_patch()) {  // the NHWC rows of x are the patch matrix
     const int64_t m = g.n * g.h * g.w;
-    if (bias) fill_rows_with_bias(y, m, g.o, bias, ones_vector<T>(ctx, m).template data<T>());
     for (int64_t grp = 0; grp < g.groups; ++grp)
-      gemm(CblasNoTrans, CblasTrans, m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols,
-           kcols, beta, y + grp * g.og, g.o);
+      fwd_gemm(m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols, y + grp * g.og, g.o,
+               bias ? bias + grp * g.og : nullptr, silu);
     return;
   }
   const int64_t step = chunk_lines<T>(g);
   Tensor patch_t = ctx.empty({step * g.ow, kcols}, DTypeOf<T>::value);
   T* patch = patch_t.data<T>();
-  const Tensor ones = bias ? ones_vector<T>(ctx, step * g.ow) : Tensor();
   for (int64_t line0 = 0; line0 < g.lines(); line0 += step) {
     const int64_t line1 = std::min(g.lines(), line0 + step), rows = (line1 - line0) * g.ow;
     T* y_rows = y + line0 * g.ow * g.o;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, grp, line0, line1, patch);
-      if (bias && grp == 0) fill_rows_with_bias(y_rows, rows, g.o, bias, ones.data<T>());
-      gemm(CblasNoTrans, CblasTrans, rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, kcols,
-           beta, y_rows + grp * g.og, g.o);
+      fwd_gemm(rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, y_rows + grp * g.og, g.o,
+               bias ? bias + grp * g.og : nullptr, silu);
     }
   }
 }
@@ -263,7 +279,7 @@ void bwd_data_as_fwd(Context& ctx, const Geometry& g, const T* dy, const T* w, T
             wt[(((grp * g.cg + c) * g.kh + kh) * g.kw + kw) * g.og + o] =
                 w[(((grp * g.og + o) * g.kh + (g.kh - 1 - kh)) * g.kw + (g.kw - 1 - kw)) * g.cg +
                   c];
-  fwd(ctx, t, dy, wt, static_cast<const T*>(nullptr), dx);
+  fwd(ctx, t, dy, wt, static_cast<const T*>(nullptr), dx, false);
 }
 
 // Note [CPU conv2d backward-data at stride 1]
@@ -367,11 +383,18 @@ const T* data_or_null(const Tensor& t) {
 
 void conv2d_fwd_cpu(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
                     const Tensor& y, const Conv2dParams& p) {
+  conv2d_fwd_act_cpu(ctx, x, w, bias, y, p, Activation::none);
+}
+
+void conv2d_fwd_act_cpu(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Tensor& y, const Conv2dParams& p, Activation act) {
   const Geometry g = geometry(x, w, p);
+  const bool silu = act == Activation::silu;
   if (x.dtype() == DType::f32)
-    fwd(ctx, g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), y.data<float>());
+    fwd(ctx, g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), y.data<float>(), silu);
   else
-    fwd(ctx, g, x.data<double>(), w.data<double>(), data_or_null<double>(bias), y.data<double>());
+    fwd(ctx, g, x.data<double>(), w.data<double>(), data_or_null<double>(bias), y.data<double>(),
+        silu);
 }
 
 void conv2d_bwd_data_cpu(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,

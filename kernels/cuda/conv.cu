@@ -444,6 +444,12 @@ void conv2d_fwd_cuda(Context& ctx, const Tensor& x, const Tensor& w, const Tenso
                                       &beta, plan.y, y.raw()));
 }
 
+void conv2d_fwd_act_cuda(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                         const Tensor& y, const Conv2dParams& p, Activation act) {
+  conv2d_fwd_cuda(ctx, x, w, bias, y, p);
+  if (act == Activation::silu) silu_fwd_cuda(ctx, y, y);
+}
+
 void conv2d_bwd_data_cuda(Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx,
                           const Conv2dParams& p) {
   CudaState& cs = ctx.cuda();
