@@ -34,17 +34,22 @@ void on_jpeg_message(j_common_ptr cinfo, int level) {
   if (level < 0) ++reinterpret_cast<JpegErrors*>(cinfo->err)->warnings;
 }
 
+// A decompressor whose errors longjmp to err.jump and whose warnings are counted.
+void create_decompress(jpeg_decompress_struct& cinfo, JpegErrors& err) {
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = on_jpeg_error;
+  err.pub.emit_message = on_jpeg_message;
+  err.warnings = 0;
+  jpeg_create_decompress(&cinfo);
+}
+
 // Decodes `r` of a JPEG into out (r.w * r.h * 3 bytes, RGB). Returns false — and the caller falls
 // back to a full decode — for CMYK/YCCK data, any libjpeg error or warning, or a region outside
 // the image. Only trivially destructible locals live in this frame (longjmp crosses it).
 bool decode_jpeg_region_raw(const uint8_t* data, size_t size, const PixelRect& r, uint8_t* out) {
   jpeg_decompress_struct cinfo;
   JpegErrors err;
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = on_jpeg_error;
-  err.pub.emit_message = on_jpeg_message;
-  err.warnings = 0;
-  jpeg_create_decompress(&cinfo);
+  create_decompress(cinfo, err);
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return false;
@@ -93,11 +98,7 @@ bool decode_jpeg_region_raw(const uint8_t* data, size_t size, const PixelRect& r
 void jpeg_header_size(const uint8_t* data, size_t size, int& w, int& h) {
   jpeg_decompress_struct cinfo;
   JpegErrors err;
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = on_jpeg_error;
-  err.pub.emit_message = on_jpeg_message;
-  err.warnings = 0;
-  jpeg_create_decompress(&cinfo);
+  create_decompress(cinfo, err);
   w = h = 0;
   if (!setjmp(err.jump)) {
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
