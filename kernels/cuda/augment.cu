@@ -1,11 +1,14 @@
 // CUDA augmentation apply (CPU twin: kernels/cpu/augment.cpp): one thread per output pixel,
 // grid (column blocks, rows, samples). The per-sample descriptors (tiles resolved to byte
 // offsets, inverted matrices, HSV tables) are prepared on the host and uploaded with one
-// cudaMemcpyAsync; every pixel is computed by the shared kernels/augment_pixel.h functions, so
-// the bytes equal the CPU's.
+// cudaMemcpyAsync from a pinned staging ring (Note [Descriptor staging]); every pixel is computed
+// by the shared kernels/augment_pixel.h functions, so the bytes equal the CPU's.
 #include <cuda_fp16.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -59,6 +62,54 @@ __global__ void augment_kernel(const uint8_t* __restrict__ pixels,
   store(o + 2, a[2]);
 }
 
+// Note [Descriptor staging]
+// A cudaMemcpyAsync from pageable memory first waits for the stream's earlier work, so the data
+// loader's thread would stall until the training step queued before it had run. The descriptors go
+// through a small ring of page-locked buffers instead, each reused only after the event recorded
+// behind its last upload has completed (by then long done: the ring holds kStagingSlots batches).
+constexpr int kStagingSlots = 4;
+
+struct DescriptorStaging {
+  struct Slot {
+    void* host = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t uploaded = nullptr;
+  };
+  std::array<Slot, kStagingSlots> slots;
+  int next = 0;
+
+  DescriptorStaging() = default;
+  DescriptorStaging(const DescriptorStaging&) = delete;
+  DescriptorStaging& operator=(const DescriptorStaging&) = delete;
+  ~DescriptorStaging() {
+    for (Slot& s : slots) {
+      if (s.uploaded) cudaEventDestroy(s.uploaded);
+      if (s.host) cudaFreeHost(s.host);
+    }
+  }
+};
+
+// Copies `bytes` of host descriptors to `device` on `stream` through the staging ring.
+void upload_descriptors(CudaState& cs, cudaStream_t stream, void* device, const void* host,
+                        size_t bytes) {
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  DescriptorStaging& ring = cs.cache<DescriptorStaging>("augment_apply.staging");
+  DescriptorStaging::Slot& slot = ring.slots[size_t(ring.next)];
+  ring.next = (ring.next + 1) % kStagingSlots;
+  if (slot.uploaded) CUDA_CHECK(cudaEventSynchronize(slot.uploaded));
+  if (slot.bytes < bytes) {
+    if (slot.host) CUDA_CHECK(cudaFreeHost(slot.host));
+    slot.host = nullptr;
+    slot.bytes = 0;
+    CUDA_CHECK(cudaMallocHost(&slot.host, bytes));
+    slot.bytes = bytes;
+  }
+  if (!slot.uploaded) CUDA_CHECK(cudaEventCreateWithFlags(&slot.uploaded, cudaEventDisableTiming));
+  std::memcpy(slot.host, host, bytes);
+  CUDA_CHECK(cudaMemcpyAsync(device, slot.host, bytes, cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaEventRecord(slot.uploaded, stream));
+}
+
 }  // namespace
 
 void augment_apply_cuda(Context& ctx, const Tensor& pixels,
@@ -73,9 +124,7 @@ void augment_apply_cuda(Context& ctx, const Tensor& pixels,
   const int64_t bytes = int64_t(host.size() * sizeof(PixelSample));
   const Tensor desc = ctx.empty({bytes}, DType::u8);
   cudaStream_t stream = ctx.cuda().stream;
-  // Pageable source: the driver stages the bytes before returning, so `host` may go away after.
-  CUDA_CHECK(
-      cudaMemcpyAsync(desc.raw(), host.data(), size_t(bytes), cudaMemcpyHostToDevice, stream));
+  upload_descriptors(ctx.cuda(), stream, desc.raw(), host.data(), size_t(bytes));
   const dim3 grid(unsigned((W + kThreads - 1) / kThreads), unsigned(H), unsigned(B));
   const auto* d = static_cast<const PixelSample*>(desc.raw());
   const auto* px = static_cast<const uint8_t*>(pixels.raw());
