@@ -3,7 +3,8 @@
 #   ./setup.sh          install dependencies, build (CUDA too when nvcc is found), then run what the
 #                       product does so far: `yolo selfcheck` (every kernel on each device), the
 #                       built-in dataset (`yolo dataset shapes` into datasets/shapes, then
-#                       `yolo dataset check`) and `yolo info configs/yolov5n.yaml`
+#                       `yolo dataset check` and the data loader on it with `yolo dataset bench`)
+#                       and `yolo info configs/yolov5n.yaml`
 #   ./setup.sh test     the same set-up, then every test (CTest), then the unit tests again under
 #                       AddressSanitizer + UndefinedBehaviorSanitizer (CPU-only build)
 # Environment: JOBS (parallel build jobs, default: cores), YOLO_CUDA=ON|OFF (default: auto).
@@ -45,6 +46,9 @@ case "$mode" in
     build/bin/yolo selfcheck
     [ -f datasets/shapes/data.yaml ] || build/bin/yolo dataset shapes --out datasets/shapes
     build/bin/yolo dataset check --data datasets/shapes/data.yaml
+    # The training data loader on it: mosaic batches as `yolo train` will get them.
+    build/bin/yolo dataset bench --data datasets/shapes/data.yaml --img 320 --batch 16 \
+      --workers 2 --batches 8 --warmup 2
     build/bin/yolo info configs/yolov5n.yaml | tail -n 1
     ;;
   test)
