@@ -52,7 +52,13 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     blas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  if (m >= 16 * threads || (m >= threads && m >= n)) {
+  // Split the longer side of C: every thread packs the whole of the other operand, so splitting
+  // rows repeats B's packing (k x n) per thread and splitting columns repeats A's (m x k). (A conv's
+  // weight gradient, C = dy^T (og x rows) x patch (rows x k*k*c) with og < k*k*c, spent about as
+  // long packing the patch twice as multiplying when split by rows.)
+  const bool small_c = m < 16 * threads && n < 16 * threads;
+  const bool long_k = k >= 64 * int64_t(threads);
+  if (!(small_c && long_k) && m >= threads && (m >= n || n < threads)) {
     const int64_t step = (m + threads - 1) / threads;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int t = 0; t < threads; ++t) {
@@ -63,7 +69,7 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     }
     return;
   }
-  if (n >= 16 * threads || k < 64 * int64_t(threads)) {
+  if (!(small_c && long_k) && n >= threads) {
     const int64_t step = (n + threads - 1) / threads;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int t = 0; t < threads; ++t) {
