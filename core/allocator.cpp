@@ -167,6 +167,14 @@ void CachingAllocator::release_private_pool(int pool_id) {
   pools_.erase(pool_id);
 }
 
+void* HostMemory::raw_alloc(size_t bytes) noexcept {
+  return std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
+}
+
+void HostMemory::raw_free(void* ptr) noexcept {
+  std::free(ptr);
+}
+
 void* CappedHostMemory::raw_alloc(size_t bytes) noexcept {
   if (in_use_ + bytes > cap_) return nullptr;
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);

@@ -121,6 +121,15 @@ class CachingAllocator final : public Allocator {
   AllocatorStats stats_;
 };
 
+// Plain 64-byte aligned host memory as a caching allocator's backend: a CPU Context's allocator
+// (Note [Host memory cache] in core/context.cpp).
+class HostMemory final : public RawMemory {
+ public:
+  void* raw_alloc(size_t bytes) noexcept override;
+  void raw_free(void* ptr) noexcept override;
+  Device device() const override { return Device::cpu(); }
+};
+
 // Host heap with a byte cap, for testing the caching policy and the out-of-memory path on the CPU.
 class CappedHostMemory final : public RawMemory {
  public:

@@ -6,12 +6,32 @@
 
 namespace yolo {
 
+namespace {
+
+// Note [Host memory cache]
+// A CPU context hands out activations, gradients and scratch through its own caching allocator
+// over aligned host memory (the CUDA policy in core/allocator.h, with the null stream). glibc
+// serves blocks of tens of MB with fresh mmaps, so every forward paid page faults and the kernel's
+// page zeroing again (about 7% of a yolov5n CPU forward at batch 8); cached blocks are reused
+// instead. Each context has its own cache (the loader's workers do not contend), held by the
+// tensors that use it. Under AddressSanitizer the plain allocator is used, so a use after free is
+// still caught.
+std::shared_ptr<Allocator> host_allocator() {
+#if defined(__SANITIZE_ADDRESS__)
+  return cpu_allocator();
+#else
+  return std::make_shared<CachingAllocator>(std::make_unique<HostMemory>());
+#endif
+}
+
+}  // namespace
+
 Context::Context(Device device, int cpu_threads) : device_(device) {
   cpu_threads_ = cpu_threads > 0
                      ? cpu_threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (device.is_cpu()) {
-    allocator_ = cpu_allocator();
+    allocator_ = host_allocator();
   } else {
     cuda_ = cuda_backend::create(device.index);
     allocator_ = cuda_backend::allocator(*cuda_);

@@ -296,3 +296,26 @@ TEST_CASE("the tolerance rule accepts exact equality with a zero allowance and r
   CHECK_FALSE(test::compare(n, a, test::Tol{1.0, 1.0}).ok);
   CHECK_FALSE(test::compare(n, n, test::Tol{1.0, 1.0}).ok);
 }
+
+// Note [Host memory cache] in core/context.cpp.
+TEST_CASE("a CPU context caches host memory: a freed block is reused", "[core]") {
+  Context ctx(Device::cpu(), 1);
+  auto* cache = dynamic_cast<CachingAllocator*>(ctx.allocator().get());
+#if defined(__SANITIZE_ADDRESS__)
+  CHECK(cache == nullptr);  // the plain allocator keeps AddressSanitizer's use-after-free checks
+#else
+  REQUIRE(cache != nullptr);
+  void* first = nullptr;
+  {
+    Tensor a = ctx.empty({1 << 20}, DType::f32);
+    first = a.raw();
+    REQUIRE(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+  }
+  const size_t hits = cache->stats().num_cache_hits;
+  Tensor b = ctx.empty({1 << 20}, DType::f32);
+  CHECK(b.raw() == first);
+  CHECK(cache->stats().num_cache_hits == hits + 1);
+  Context other(Device::cpu(), 1);
+  CHECK(other.allocator() != ctx.allocator());  // one cache per context
+#endif
+}
