@@ -9,21 +9,13 @@
 #include <type_traits>
 
 #include "kernels/elementwise.h"
+#include "kernels/cpu/vec_math.h"  // YOLO_ISA_CLONES (Note [ISA clones])
 
 namespace yolo {
 namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;  // below this, threads cost more than they save
 
-// Note [ISA clones]: the cast loops are compiled for AVX2 and for the baseline ISA, and the loader
-// picks one per CPU (target_clones; x86-64 GCC/Clang only, elsewhere one baseline build). AVX2
-// doubles the vector width and has real 32 -> 16-bit packs; it does not enable FMA, so both
-// versions run the same IEEE operations per element and give identical bits.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define YOLO_ISA_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define YOLO_ISA_CLONES
-#endif
 
 template <typename T, typename Op>
 void map_binary(const Tensor& a, const Tensor& b, const Tensor& out, Op op) {

@@ -7,20 +7,13 @@
 #include <vector>
 
 #include "kernels/pool.h"
+#include "kernels/cpu/vec_math.h"  // YOLO_ISA_CLONES (Note [ISA clones])
 
 namespace yolo {
 namespace {
 
 constexpr int64_t kChannelBlock = 64;
 
-// Note [ISA clones]: the window passes are compiled for AVX2 and for the baseline ISA, and the
-// loader picks one per CPU (target_clones; x86-64 GCC/Clang only, elsewhere one baseline build).
-// Max and select are exact, so both versions give identical results.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define YOLO_ISA_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define YOLO_ISA_CLONES
-#endif
 
 // Channels of one image: pixel p starts at base + p * ld; functions read channels [c0, c1) of it.
 template <typename T>
