@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/conv.h"
@@ -218,6 +219,39 @@ TEST_CASE("conv2d_fwd_act (fused conv + bias + SiLU) matches a direct loop", "[c
         test::require_close(test::to_f64(y), ref, dt == DType::f64 ? kConvF64 : kConvF32,
                             std::string("conv2d_fwd_act ") + (act == Activation::silu ? "silu " : "") +
                                 dtype_name(dt) + " " + describe(c));
+      }
+    }
+  }
+}
+
+// The YOLOv5 stem geometry (c = 3, k = 6, stride 2, pad 2) with every model width's o, which the
+// CPU runs through its direct kernel on AVX-512 / AVX2 CPUs (o = 8 and 24 take the AVX2 kernel on
+// AVX-512 CPUs); odd image sizes give uneven edges and interiors, batch 2 crosses images.
+TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct loop", "[conv]") {
+  Context cpu;
+  uint64_t salt = 500;
+  for (int64_t o : {16, 32, 48, 64, 80, 8, 24}) {
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{37, 29}, {64, 48}, {5, 3}}) {
+      for (bool bias : {true, false}) {
+        const Case c{2, h, w, 3, o, 6, 2, 2, 1, bias};
+        const Conv2dParams p = params_of(c);
+        for (DType dt : {DType::f64, DType::f32}) {
+          Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
+          Tensor wt = test::random(w_shape(c), dt, test::seed(++salt));
+          Tensor b = c.bias ? test::random({c.o}, dt, test::seed(++salt)) : Tensor();
+          const Tensor ref = test::to_f64(naive_fwd(x, wt, b, p));
+          Tensor silu_ref = clone(ref);
+          double* r = silu_ref.data<double>();
+          for (int64_t i = 0; i < silu_ref.numel(); ++i) r[i] = r[i] / (1.0 + std::exp(-r[i]));
+          const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
+          const std::string what = std::string(dtype_name(dt)) + " " + describe(c);
+          Tensor y = nan_filled(y_shape(c), dt);
+          conv2d_fwd(cpu, x, wt, b, y, p);
+          test::require_close(test::to_f64(y), ref, tol, "conv2d stem fwd " + what);
+          y = nan_filled(y_shape(c), dt);
+          conv2d_fwd_act(cpu, x, wt, b, y, p, Activation::silu);
+          test::require_close(test::to_f64(y), silu_ref, tol, "conv2d_fwd_act stem silu " + what);
+        }
       }
     }
   }
