@@ -354,10 +354,10 @@ TEST_CASE("validation samples: rect letterbox with the reference's shapes, pixel
     const std::vector<float> want_boxes = xyxy_to_xywhn(
         xywhn_to_xyxy(xywh, lb.ratio_w * w, lb.ratio_h * h, lb.dw, lb.dh), lb.out_w(), lb.out_h(),
         true, 1e-3);
-    REQUIRE(s.labels.size() == im.boxes.size());
-    for (size_t r = 0; r < s.labels.size() / 5; ++r) {
-      REQUIRE(s.labels[5 * r] == im.boxes[5 * r]);
-      for (int c = 0; c < 4; ++c) REQUIRE(s.labels[5 * r + 1 + c] == want_boxes[4 * r + c]);
+    REQUIRE(s.prepared.labels.size() == im.boxes.size());
+    for (size_t r = 0; r < s.prepared.labels.size() / 5; ++r) {
+      REQUIRE(s.prepared.labels[5 * r] == im.boxes[5 * r]);
+      for (int c = 0; c < 4; ++c) REQUIRE(s.prepared.labels[5 * r + 1 + c] == want_boxes[4 * r + c]);
     }
     REQUIRE(s.prepared.h0 == im.height);
     REQUIRE(s.prepared.w0 == im.width);
@@ -381,7 +381,7 @@ TEST_CASE("training samples: the CPU path makes every pixel, the RAM cache chang
     REQUIRE(a.image.width == 64);
     REQUIRE(a.image.height == 64);
     REQUIRE(a.image.pixels == b.image.pixels);
-    REQUIRE(a.labels == b.labels);
+    REQUIRE(a.prepared.labels == b.prepared.labels);
   }
 }
 
@@ -425,7 +425,7 @@ TEST_CASE("source crops: decoding only what the warp reads gives the same sample
       for (int64_t i = 0; i < cropped.size(); ++i) {
         const Sample a = cropped.get(i, epoch), b = whole.get(i, epoch);
         REQUIRE(a.image.pixels == b.image.pixels);
-        REQUIRE(a.labels == b.labels);
+        REQUIRE(a.prepared.labels == b.prepared.labels);
         REQUIRE(a.prepared.images.size() <= b.prepared.images.size());
         for (const PixelRect& r : a.prepared.crops) cropped_px += int64_t{r.w} * r.h;
         for (const PixelRect& r : b.prepared.crops) whole_px += int64_t{r.w} * r.h;

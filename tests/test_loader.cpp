@@ -241,10 +241,10 @@ TEST_CASE("loader images and targets are DetectionDataset::get's", "[loader]") {
       const size_t plane = 96 * 96 * 3;
       REQUIRE(std::equal(s.image.pixels.begin(), s.image.pixels.end(), px + i * plane));
       // Targets: this sample's labels, column 0 its place in the batch.
-      const size_t nl = s.labels.size() / 5;
+      const size_t nl = s.prepared.labels.size() / 5;
       for (size_t r = 0; r < nl; ++r, ++row) {
         REQUIRE(t[row * 6] == static_cast<float>(i));
-        for (size_t c = 0; c < 5; ++c) REQUIRE(t[row * 6 + 1 + c] == s.labels[r * 5 + c]);
+        for (size_t c = 0; c < 5; ++c) REQUIRE(t[row * 6 + 1 + c] == s.prepared.labels[r * 5 + c]);
       }
     }
     REQUIRE(row == b->targets.dim(0));

@@ -144,7 +144,6 @@ int run_dataset_bench(int argc, char** argv) {
   options.batch_size = batch;
   options.augment = true;
   options.prefix = "train: ";
-  options.cache = cache_ram ? yolo::ImageCache::ram : yolo::ImageCache::none;
   // Without the hyp file (e.g. run outside the repository) the hyp.scratch-low values built in.
   if (std::filesystem::exists(hyp_path)) options.hyp = yolo::load_augment_hyp(hyp_path);
   yolo::ScanOptions scan_options;

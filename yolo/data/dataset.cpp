@@ -96,6 +96,20 @@ std::pair<int, int> DetectionDataset::loaded_size_hw(int64_t i) const {
   return {s.h, s.w};
 }
 
+namespace {
+
+// A decoded image must still be the size the scan recorded (plans are made from that size).
+void check_scanned_size(const ImageLabels& entry, const DecodedImage& dec, const std::string& prefix,
+                        const std::filesystem::path& cache_path) {
+  YOLO_CHECK(dec.source_height == entry.height && dec.source_width == entry.width,
+             prefix << entry.image << " is " << dec.source_width << "x" << dec.source_height
+                    << " but was " << entry.width << "x" << entry.height
+                    << " when the labels were scanned; delete the label cache ("
+                    << cache_path.string() << ") so it is rescanned");
+}
+
+}  // namespace
+
 std::shared_ptr<const LoadedImage> DetectionDataset::load_image(int64_t i) const {
   YOLO_CHECK(i >= 0 && i < size(), "image index " << i << " out of range [0, " << size() << ")");
   if (cache_->complete.load(std::memory_order_acquire)) return cache_->images[static_cast<size_t>(i)];
@@ -106,11 +120,7 @@ std::shared_ptr<const LoadedImage> DetectionDataset::load_image(int64_t i) const
   auto out = std::make_shared<LoadedImage>();
   out->h0 = dec.source_height;
   out->w0 = dec.source_width;
-  YOLO_CHECK(out->h0 == entry.height && out->w0 == entry.width,
-             options_.prefix << entry.image << " is " << out->w0 << "x" << out->h0
-                             << " but was " << entry.width << "x" << entry.height
-                             << " when the labels were scanned; delete the label cache ("
-                             << scan_.cache_path.string() << ") so it is rescanned");
+  check_scanned_size(entry, dec, options_.prefix, scan_.cache_path);
   const LoadSize size = load_image_size(out->h0, out->w0, options_.img_size, options_.augment);
   if (dec.image.height == size.h && dec.image.width == size.w) {
     out->image = std::move(dec.image);
@@ -181,11 +191,7 @@ std::shared_ptr<const Image> DetectionDataset::source_image(const PreparedSample
       return std::shared_ptr<const Image>(loaded, &loaded->image);
     }
     DecodedImage dec = decode_image_region(entry.image, crop);
-    YOLO_CHECK(dec.source_height == entry.height && dec.source_width == entry.width,
-               options_.prefix << entry.image << " is " << dec.source_width << "x"
-                               << dec.source_height << " but was " << entry.width << "x"
-                               << entry.height << " when the labels were scanned; delete the label "
-                               << "cache (" << scan_.cache_path.string() << ") so it is rescanned");
+    check_scanned_size(entry, dec, options_.prefix, scan_.cache_path);
     return std::make_shared<const Image>(std::move(dec.image));
   }
   std::shared_ptr<const LoadedImage> loaded = load_image(i);
@@ -517,7 +523,6 @@ Sample DetectionDataset::get(int64_t index, int64_t epoch) const {
                             Device::cpu());
   Context ctx(Device::cpu(), 1);
   augment_apply(ctx, pixels, sources, {p.desc}, out);
-  s.labels = p.labels;
   return s;
 }
 

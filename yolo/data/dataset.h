@@ -20,8 +20,6 @@
 
 namespace yolo {
 
-enum class ImageCache : uint8_t { none = 0, ram = 1 };
-
 struct DatasetOptions {
   int img_size = 640;
   int batch_size = 16;  // only for rect batch shapes
@@ -32,11 +30,10 @@ struct DatasetOptions {
   bool single_cls = false;
   AugmentHyp hyp;
   uint64_t seed = 0;  // augmentation plans are keyed by (seed, epoch, index)
-  ImageCache cache = ImageCache::none;
   // Read only the pixels each sample uses (Note [Source crops] in dataset.cpp): same output, less
   // decoding. false reads whole images.
   bool crop_sources = true;
-  int threads = 0;  // for cache_images(); 0 = min(8, hardware threads)
+  int threads = 0;  // for cache_images() (--cache ram); 0 = min(8, hardware threads)
   std::string prefix;  // message prefix, e.g. "train: "
 };
 
@@ -67,10 +64,9 @@ struct PreparedSample {
   double ratio_h = 1.0, ratio_w = 1.0, pad_w = 0.0, pad_h = 0.0;
 };
 
-// One finished sample on the CPU.
+// One finished sample on the CPU: its pixels and its plan (prepared.labels are its labels).
 struct Sample {
-  Image image;                // out_w x out_h RGB
-  std::vector<float> labels;  // (n, 5): class, x, y, w, h normalised
+  Image image;  // out_w x out_h RGB
   PreparedSample prepared;
 };
 

@@ -109,14 +109,17 @@ void jpeg_header_size(const uint8_t* data, size_t size, int& w, int& h) {
   jpeg_destroy_decompress(&cinfo);
 }
 
+// Throws unless `r` is a non-empty rectangle inside a w x h image.
+void check_region(const std::string& name, const PixelRect& r, int w, int h) {
+  YOLO_CHECK(r.x >= 0 && r.y >= 0 && r.w > 0 && r.h > 0 && r.x + r.w <= w && r.y + r.h <= h,
+             name << ": region (" << r.x << ", " << r.y << ") " << r.w << "x" << r.h
+                  << " is not inside the " << w << "x" << h << " image");
+}
+
 }  // namespace
 
 Image crop_image(const Image& im, const PixelRect& r) {
-  YOLO_CHECK(r.x >= 0 && r.y >= 0 && r.w > 0 && r.h > 0 && r.x + r.w <= im.width &&
-                 r.y + r.h <= im.height,
-             "crop_image: region (" << r.x << ", " << r.y << ") " << r.w << "x" << r.h
-                                    << " is not inside the " << im.width << "x" << im.height
-                                    << " image");
+  check_region("crop_image", r, im.width, im.height);
   Image out(r.w, r.h);
   const size_t row_bytes = static_cast<size_t>(r.w) * 3;
   for (int y = 0; y < r.h; ++y) std::memcpy(out.row(y), im.at(r.x, r.y + y), row_bytes);
@@ -133,10 +136,7 @@ DecodedImage decode_image_region_memory(const uint8_t* data, size_t size, const 
     int w = 0, h = 0;
     jpeg_header_size(data, size, w, h);
     if (w > 0 && h > 0 && static_cast<int64_t>(w) * h <= options.max_pixels) {
-      YOLO_CHECK(region.x >= 0 && region.y >= 0 && region.w > 0 && region.h > 0 &&
-                     region.x + region.w <= w && region.y + region.h <= h,
-                 name << ": region (" << region.x << ", " << region.y << ") " << region.w << "x"
-                      << region.h << " is not inside the " << w << "x" << h << " image");
+      check_region(name, region, w, h);
       out.image = Image(region.w, region.h);
       if (decode_jpeg_region_raw(data, size, region, out.image.pixels.data())) {
         out.format = ImageFormat::jpeg;
@@ -147,11 +147,7 @@ DecodedImage decode_image_region_memory(const uint8_t* data, size_t size, const 
     }
   }
   DecodedImage full = decode_image_memory(data, size, options, name);
-  YOLO_CHECK(region.x >= 0 && region.y >= 0 && region.w > 0 && region.h > 0 &&
-                 region.x + region.w <= full.image.width && region.y + region.h <= full.image.height,
-             name << ": region (" << region.x << ", " << region.y << ") " << region.w << "x"
-                  << region.h << " is not inside the " << full.image.width << "x"
-                  << full.image.height << " image");
+  check_region(name, region, full.image.width, full.image.height);
   full.image = crop_image(full.image, region);
   return full;
 }
