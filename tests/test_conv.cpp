@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "tests/harness.h"
 
 using namespace yolo;
@@ -217,8 +218,9 @@ TEST_CASE("conv2d_fwd_act (fused conv + bias + SiLU) matches a direct loop", "[c
           for (int64_t i = 0; i < ref.numel(); ++i) r[i] = r[i] / (1.0 + std::exp(-r[i]));
         }
         test::require_close(test::to_f64(y), ref, dt == DType::f64 ? kConvF64 : kConvF32,
-                            std::string("conv2d_fwd_act ") + (act == Activation::silu ? "silu " : "") +
-                                dtype_name(dt) + " " + describe(c));
+                            std::string("conv2d_fwd_act ") +
+                                (act == Activation::silu ? "silu " : "") + dtype_name(dt) + " " +
+                                describe(c));
       }
     }
   }
@@ -254,6 +256,61 @@ TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct l
         }
       }
     }
+  }
+}
+
+// The CPU's direct kernels (Note [CPU direct conv], Note [CPU conv2d
+// backward-data by phases], Note [CPU direct conv weight gradient] in kernels/cpu/conv.cpp) under
+// every ISA cap: AVX-512, AVX2 (also what o % 16 != 0 takes on AVX-512) and the baseline (im2col +
+// GEMM everywhere). Channel counts are multiples of 8 so the direct paths apply; the cases cover
+// k 1/2/3/5/6, strides 1 and 2, a pad (k 3, p 2, s 2) whose phases fall back to the patch path, a
+// 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, the channel
+// limits and uneven edges.
+TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv]") {
+  Context cpu;
+  const std::vector<Case> cases = {
+      {2, 11, 13, 16, 16, 3, 1, 1, 1, true}, {2, 12, 9, 32, 48, 3, 2, 1, 1, true},
+      {1, 9, 10, 16, 32, 3, 2, 2, 1, false}, {2, 7, 8, 8, 16, 5, 1, 2, 1, true},
+      {1, 13, 11, 24, 16, 6, 2, 2, 1, true}, {1, 5, 4, 16, 16, 3, 2, 1, 1, false},
+      {2, 3, 3, 16, 32, 3, 1, 1, 1, true},   {1, 6, 7, 64, 64, 3, 2, 1, 1, true},
+      {1, 4, 5, 16, 8, 1, 2, 0, 1, false},   {1, 7, 6, 16, 16, 2, 2, 0, 1, true},
+      {1, 5, 6, 128, 16, 3, 1, 1, 1, false}, {2, 9, 17, 8, 24, 3, 1, 1, 1, true},
+  };
+  const std::pair<cpu::Isa, const char*> caps[] = {
+      {cpu::Isa::avx512, "avx512"}, {cpu::Isa::avx2, "avx2"}, {cpu::Isa::baseline, "baseline"}};
+  uint64_t salt = 700;
+  for (const auto& [cap, cap_name] : caps) {
+    const cpu::Isa previous = cpu::set_isa_cap(cap);
+    for (const Case& c : cases) {
+      const Conv2dParams p = params_of(c);
+      const std::string what = std::string(cap_name) + " " + describe(c);
+      Tensor x = test::random(x_shape(c), DType::f32, test::seed(++salt));
+      Tensor w = test::random(w_shape(c), DType::f32, test::seed(++salt));
+      Tensor b = c.bias ? test::random({c.o}, DType::f32, test::seed(++salt)) : Tensor();
+      Tensor y = nan_filled(y_shape(c), DType::f32);
+      conv2d_fwd_act(cpu, x, w, b, y, p, Activation::silu);
+      Tensor ref = test::to_f64(naive_fwd(x, w, b, p));
+      double* r = ref.data<double>();
+      for (int64_t i = 0; i < ref.numel(); ++i) r[i] = r[i] / (1.0 + std::exp(-r[i]));
+      test::require_close(test::to_f64(y), ref, kConvF32, "direct fwd silu " + what);
+      Tensor dy = test::random(y_shape(c), DType::f32, test::seed(++salt));
+      Tensor dx = nan_filled(x_shape(c), DType::f32);
+      conv2d_bwd_data(cpu, dy, w, dx, p);
+      test::require_close(dx, naive_bwd_data(dy, w, x_shape(c), p), kConvF32, "direct dx " + what);
+      Tensor dw = nan_filled(w_shape(c), DType::f32);
+      conv2d_bwd_filter(cpu, x, dy, dw, Tensor(), p, false);
+      const Tensor dw_ref = naive_bwd_filter(x, dy, w_shape(c), p);
+      test::require_close(dw, dw_ref, kConvF32, "direct dw " + what);
+      // Accumulating adds onto what dw holds.
+      Tensor dw0 = test::random(w_shape(c), DType::f32, test::seed(++salt));
+      Tensor acc = clone(dw0);
+      conv2d_bwd_filter(cpu, x, dy, acc, Tensor(), p, true);
+      Tensor acc_ref = test::to_f64(dw0);
+      const std::vector<double> add = dw_ref.to_double_vector();
+      for (int64_t i = 0; i < acc_ref.numel(); ++i) acc_ref.data<double>()[i] += add[size_t(i)];
+      test::require_close(test::to_f64(acc), acc_ref, kConvF32, "direct dw accumulate " + what);
+    }
+    cpu::set_isa_cap(previous);
   }
 }
 
@@ -419,7 +476,9 @@ void check_cuda_against_cpu(Context& cuda, const Case& c, CudaDtype cd, uint64_t
     Tensor t = test::random(s, DType::f32, test::seed(++salt), -scale, scale);
     return test::to_f32(test::to_dtype(t, cd.dtype));
   };
-  auto dev = [&](const Tensor& host_f32) { return cuda.to_device(test::to_dtype(host_f32, cd.dtype)); };
+  auto dev = [&](const Tensor& host_f32) {
+    return cuda.to_device(test::to_dtype(host_f32, cd.dtype));
+  };
   Tensor x = input(x_shape(c), 1.0), w = input(w_shape(c), 0.5), dy = input(y_shape(c), 1.0);
   Tensor b = c.bias ? input({c.o}, 1.0) : Tensor();
   Tensor dw0 = input(w_shape(c), 1.0), db0 = input({c.o}, 1.0);
