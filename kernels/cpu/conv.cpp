@@ -332,20 +332,21 @@ YOLO_TARGET_AVX2 void block_avx2(const float* in, const float* w, const float* b
     }
 }
 
-// One slice of output channels [c0, c0 + lanes * OB): the kernel for P pixels and for one.
+// One slice of output channels [c0, c0 + lanes * OB): the kernels for P pixels, for P / 2 (the
+// rest of a line's interior) and for one.
 struct ChannelSlice {
   int64_t c0;
-  BlockFn wide, one;
+  BlockFn wide, half, one;
   int pixels;
 };
 
 template <int OB, int P>
 ChannelSlice slice_avx512(int64_t c0) {
-  return {c0, block_avx512<OB, P>, block_avx512<OB, 1>, P};
+  return {c0, block_avx512<OB, P>, block_avx512<OB, P / 2>, block_avx512<OB, 1>, P};
 }
 template <int OB, int P>
 ChannelSlice slice_avx2(int64_t c0) {
-  return {c0, block_avx2<OB, P>, block_avx2<OB, 1>, P};
+  return {c0, block_avx2<OB, P>, block_avx2<OB, P / 2>, block_avx2<OB, 1>, P};
 }
 
 // The channel slices for this CPU and o, sized so accumulators and weights fit the 32 zmm / 16 ymm
@@ -410,6 +411,8 @@ void direct_line(const DirectConv& d, const std::vector<ChannelSlice>& slices, i
     int64_t ow = lo;
     for (; ow + s.pixels <= hi; ow += s.pixels)
       s.wide(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
+    for (; ow + s.pixels / 2 <= hi; ow += s.pixels / 2)
+      s.half(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
     for (; ow < hi; ++ow)
       s.one(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
     for (ow = hi; ow < d.ow; ++ow) edge(ow);
