@@ -232,13 +232,14 @@ constexpr int64_t kPhaseMaxChannels = 256;
 constexpr int64_t kWgradMaxChannelProduct = 128 * 128;
 
 struct DirectConv {
-  const float* x;     // (n, h, w, c)
-  const float* wt;    // (kh, kw, c, o)
-  const float* bias;  // (o) or nullptr
-  float* y;           // output pixel (n, oh, ow) at y + n * y_image + oh * y_line + ow * y_pixel
-  int64_t h, w, c, o, kh, kw, sh, sw, ph, pw, oh, ow;
-  int64_t y_image, y_line, y_pixel;
-  bool silu;
+  const float* x = nullptr;     // (n, h, w, c)
+  const float* wt = nullptr;    // (kh, kw, c, o)
+  const float* bias = nullptr;  // (o) or nullptr
+  float* y = nullptr;  // output pixel (n, oh, ow) at y + n * y_image + oh * y_line + ow * y_pixel
+  bool silu = false;
+  int64_t h = 0, w = 0, c = 0, o = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, oh = 0,
+          ow = 0;
+  int64_t y_image = 0, y_line = 0, y_pixel = 0;
 };
 
 // What one call of a block kernel sums: `rows` input rows `in_row` floats apart (weights `w_row`
@@ -438,26 +439,10 @@ bool direct_fwd(Context& ctx, const Geometry& g, const float* x, const float* w,
   float* wt = wt_t.data<float>();
   for (int64_t oc = 0; oc < g.o; ++oc)
     for (int64_t t = 0; t < kcols; ++t) wt[t * g.o + oc] = w[oc * kcols + t];
-  const DirectConv d{x,
-                     wt,
-                     bias,
-                     y,
-                     g.h,
-                     g.w,
-                     g.c,
-                     g.o,
-                     g.kh,
-                     g.kw,
-                     g.sh,
-                     g.sw,
-                     g.ph,
-                     g.pw,
-                     g.oh,
-                     g.ow,
-                     g.oh * g.ow * g.o,
-                     g.ow * g.o,
-                     g.o,
-                     silu};
+  DirectConv d{.x = x, .wt = wt, .bias = bias, .y = y, .silu = silu};
+  d.h = g.h, d.w = g.w, d.c = g.c, d.o = g.o, d.kh = g.kh, d.kw = g.kw;
+  d.sh = g.sh, d.sw = g.sw, d.ph = g.ph, d.pw = g.pw, d.oh = g.oh, d.ow = g.ow;
+  d.y_image = g.oh * g.ow * g.o, d.y_line = g.ow * g.o, d.y_pixel = g.o;
   run_direct(d, slices, g.n);
   return true;
 }
@@ -478,9 +463,10 @@ bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, co
   if (g.groups != 1 || g.o > kPhaseMaxChannels || g.ph >= g.kh || g.pw >= g.kw) return false;
   const std::vector<ChannelSlice> slices = direct_slices(g.c);
   if (slices.empty()) return false;
-  // Kernel rows kh = s * m + r with r = (a + pad) mod s reach input phase a; m runs over taps().
+  // Along one axis, phase a: kernel taps k = s * m + r (m < taps), the stride-1 conv's pad, and
+  // how many input positions s * i + a there are.
   struct Phase {
-    int64_t r, taps, pad, count;  // taps m = 0 .. taps - 1; pad of the stride-1 conv; outputs
+    int64_t r, taps, pad, count;
   };
   auto phase = [](int64_t a, int64_t s, int64_t k, int64_t pad, int64_t size) {
     Phase p{};
@@ -522,26 +508,11 @@ bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, co
               wt[((m * pw.taps + q) * g.o + o) * g.c + c] =
                   w[((o * g.kh + kh) * g.kw + kw) * g.c + c];
         }
-      const DirectConv d{dy,
-                         wt,
-                         nullptr,
-                         y,
-                         g.oh,
-                         g.ow,
-                         g.o,
-                         g.c,
-                         ph.taps,
-                         pw.taps,
-                         1,
-                         1,
-                         ph.pad,
-                         pw.pad,
-                         ph.count,
-                         pw.count,
-                         g.h * g.w * g.c,
-                         g.sh * g.w * g.c,
-                         g.sw * g.c,
-                         false};
+      // dy (n, oh, ow, o) -> this phase of dx: a stride-1 conv with o inputs and c outputs.
+      DirectConv d{.x = dy, .wt = wt, .bias = nullptr, .y = y, .silu = false};
+      d.h = g.oh, d.w = g.ow, d.c = g.o, d.o = g.c, d.kh = ph.taps, d.kw = pw.taps;
+      d.sh = d.sw = 1, d.ph = ph.pad, d.pw = pw.pad, d.oh = ph.count, d.ow = pw.count;
+      d.y_image = g.h * g.w * g.c, d.y_line = g.sh * g.w * g.c, d.y_pixel = g.sw * g.c;
       run_direct(d, slices, g.n);
     }
   return true;
@@ -701,8 +672,9 @@ bool direct_bwd_filter(Context& ctx, const Geometry& g, const float* x, const fl
     }
     const int64_t lo = std::min(wp, g.pw), hi = std::clamp(g.w + g.pw, lo, wp);
     std::fill(dst, dst + lo * g.c, 0.0f);
-    std::memcpy(dst + lo * g.c, x + ((n * g.h + ih) * g.w + (lo - g.pw)) * g.c,
-                size_t((hi - lo) * g.c) * sizeof(float));
+    if (hi > lo)
+      std::memcpy(dst + lo * g.c, x + ((n * g.h + ih) * g.w + (lo - g.pw)) * g.c,
+                  size_t((hi - lo) * g.c) * sizeof(float));
     std::fill(dst + hi * g.c, dst + wp * g.c, 0.0f);
   }
   // Chunks of output lines of one image, about kWgradChunkBytes of dy and x each.
