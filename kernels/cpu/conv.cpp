@@ -207,20 +207,20 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
 // makes im2col copy 108 values per output pixel from 36 runs of 3, and a 3x3 16 -> 16 conv
 // multiplies a (pixels x 144) patch matrix by only 16 columns, which OpenBLAS packs and runs far
 // below its peak. So for x86 CPUs with AVX-512 (o % 16 == 0) or AVX2+FMA (o % 8 == 0) it is
-// computed directly: weights transposed to (kh, kw, c, o), and a block of P output pixels of one
-// line x OB vectors of output channels held in registers; each step of the (kw, c) loop of an
-// input row loads OB weight vectors and broadcasts one input value per pixel against them (fused
-// multiply-adds); the P pixels' inputs are stride x c floats apart. Each line splits into a left
-// edge, an interior where every tap column is inside the image, and a right edge; edge pixels run
-// one at a time over their valid tap columns, and rows outside the image are left out of every
-// pixel's sum. Bias initialises the accumulators and SiLU is applied at the store. The output
-// pixels may be strided (the phases of backward-data write every s-th pixel). The ISA comes from
-// cpu::isa() (kernels/cpu/cpu_isa.h); other CPUs, channel counts, groups and f64 take the
-// patch-matrix path. FMAs round differently from OpenBLAS's kernel, so results are reproducible
-// per machine, as OpenBLAS's own kernel choice already is.
-// Measured on yolov5n layers, 2 cores of an AVX-512 Xeon, batch 8 at 320x320 unless said (im2col +
-// GEMM -> direct): stem + SiLU batch 1 924 -> 313 us, batch 8 7.4 -> 2.6 ms (the AVX2 kernel on
-// the same CPU: 435 us, 3.5 ms); 3x3 16 -> 16 at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36
+// computed directly: weights packed per slice of OB vectors of output channels as (kh, kw, c, slice
+// channels), and a block of P output pixels of one line x the slice's OB vectors held in registers;
+// each step of the (kw, c) loop of an input row loads OB weight vectors and broadcasts one input
+// value per pixel against them (fused multiply-adds); the P pixels' inputs are stride x c floats
+// apart. Each line splits into a left edge, an interior where every tap column is inside the image,
+// and a right edge; edge pixels run one at a time over their valid tap columns, and rows outside
+// the image are left out of every pixel's sum. Bias initialises the accumulators and SiLU is
+// applied at the store. The output pixels may be strided (the phases of backward-data write every
+// s-th pixel). The ISA comes from cpu::isa() (kernels/cpu/cpu_isa.h); other CPUs, channel counts,
+// groups and f64 take the patch-matrix path. FMAs round differently from OpenBLAS's kernel, so
+// results are reproducible per machine, as OpenBLAS's own kernel choice already is. Measured on
+// yolov5n layers, 2 cores of an AVX-512 Xeon, batch 8 at 320x320 unless said (im2col + GEMM ->
+// direct): stem + SiLU batch 1 924 -> 313 us, batch 8 7.4 -> 2.6 ms (the AVX2 kernel on the same
+// CPU: 435 us, 3.5 ms); 3x3 16 -> 16 at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36
 // -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4 -> 2.1 ms.
 #ifdef YOLO_CONV_DIRECT
 // Where the direct kernels beat im2col + GEMM (yolov5n layers at batch 8, 320x320, 2 cores of an
@@ -233,7 +233,7 @@ constexpr int64_t kWgradMaxChannelProduct = 128 * 128;
 
 struct DirectConv {
   const float* x = nullptr;     // (n, h, w, c)
-  const float* wt = nullptr;    // (kh, kw, c, o)
+  const float* wt = nullptr;    // packed per channel slice (pack_direct_weights)
   const float* bias = nullptr;  // (o) or nullptr
   float* y = nullptr;  // output pixel (n, oh, ow) at y + n * y_image + oh * y_line + ow * y_pixel
   bool silu = false;
@@ -336,18 +336,30 @@ YOLO_TARGET_AVX2 void block_avx2(const float* in, const float* w, const float* b
 // One slice of output channels [c0, c0 + lanes * OB): the kernels for P pixels, for P / 2 (the
 // rest of a line's interior) and for one.
 struct ChannelSlice {
-  int64_t c0;
+  int64_t c0, width;  // width = lanes * OB channels
   BlockFn wide, half, one;
   int pixels;
 };
 
 template <int OB, int P>
 ChannelSlice slice_avx512(int64_t c0) {
-  return {c0, block_avx512<OB, P>, block_avx512<OB, P / 2>, block_avx512<OB, 1>, P};
+  return {c0, 16 * OB, block_avx512<OB, P>, block_avx512<OB, P / 2>, block_avx512<OB, 1>, P};
 }
 template <int OB, int P>
 ChannelSlice slice_avx2(int64_t c0) {
-  return {c0, block_avx2<OB, P>, block_avx2<OB, P / 2>, block_avx2<OB, 1>, P};
+  return {c0, 8 * OB, block_avx2<OB, P>, block_avx2<OB, P / 2>, block_avx2<OB, 1>, P};
+}
+
+// Packs the weights for the slices: slice s's (taps, s.width) block at wt + s.c0 * taps, channels
+// innermost, so a slice's kernel streams one contiguous block. weight(oc, t) gives w[oc, tap t].
+template <typename F>
+void pack_direct_weights(const std::vector<ChannelSlice>& slices, int64_t taps, F&& weight,
+                         float* wt) {
+  for (const ChannelSlice& s : slices) {
+    float* block = wt + s.c0 * taps;
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t j = 0; j < s.width; ++j) block[t * s.width + j] = weight(s.c0 + j, t);
+  }
 }
 
 // The channel slices for this CPU and o, sized so accumulators and weights fit the 32 zmm / 16 ymm
@@ -385,12 +397,10 @@ void direct_line(const DirectConv& d, const std::vector<ChannelSlice>& slices, i
   const int64_t n = line / d.oh, oh = line % d.oh;
   const int64_t ih0 = oh * d.sh - d.ph;
   const int64_t kh0 = std::max<int64_t>(0, -ih0), kh1 = std::min(d.kh, d.h - ih0);
-  const int64_t run = d.kw * d.c;
-  BlockArgs a{d.w * d.c, run * d.o,  d.o,       std::max<int64_t>(0, kh1 - kh0),
-              run,       d.sw * d.c, d.y_pixel, d.silu};
-  // in_line: the first valid input row at column 0; w_line: its weights.
-  const float* in_line = a.rows > 0 ? d.x + ((n * d.h + ih0 + kh0) * d.w) * d.c : d.x;
-  const float* w_line = d.wt + (a.rows > 0 ? kh0 : 0) * run * d.o;
+  const int64_t run = d.kw * d.c, taps = d.kh * run;
+  const int64_t rows = std::max<int64_t>(0, kh1 - kh0);
+  // in_line: the first valid input row at column 0.
+  const float* in_line = rows > 0 ? d.x + ((n * d.h + ih0 + kh0) * d.w) * d.c : d.x;
   float* y_line = d.y + n * d.y_image + oh * d.y_line;
   const int64_t yp = d.y_pixel;
   // Interior: ow * sw - pw >= 0 and ow * sw - pw + kw <= w.
@@ -399,6 +409,9 @@ void direct_line(const DirectConv& d, const std::vector<ChannelSlice>& slices, i
       d.w + d.pw - d.kw < 0 ? lo : std::clamp((d.w + d.pw - d.kw) / d.sw + 1, lo, d.ow);
   for (const ChannelSlice& s : slices) {
     const float* bias = d.bias ? d.bias + s.c0 : nullptr;
+    const BlockArgs a{d.w * d.c, run * s.width, s.width, rows, run, d.sw * d.c, d.y_pixel, d.silu};
+    // The slice's weights for the first valid input row (pack_direct_weights).
+    const float* w_line = d.wt + s.c0 * taps + (rows > 0 ? kh0 : 0) * run * s.width;
     auto edge = [&](int64_t ow) {
       const int64_t iw0 = ow * d.sw - d.pw;
       const int64_t kw0 = std::max<int64_t>(0, -iw0), kw1 = std::min(d.kw, d.w - iw0);
@@ -406,16 +419,16 @@ void direct_line(const DirectConv& d, const std::vector<ChannelSlice>& slices, i
       e.taps = std::max<int64_t>(0, kw1 - kw0) * d.c;
       const int64_t first = e.taps > 0 ? kw0 : 0;
       const float* in = e.taps > 0 ? in_line + (iw0 + kw0) * d.c : in_line;
-      s.one(in, w_line + first * d.c * d.o + s.c0, bias, y_line + ow * yp + s.c0, e);
+      s.one(in, w_line + first * d.c * s.width, bias, y_line + ow * yp + s.c0, e);
     };
     for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
     int64_t ow = lo;
     for (; ow + s.pixels <= hi; ow += s.pixels)
-      s.wide(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
+      s.wide(in_line + (ow * d.sw - d.pw) * d.c, w_line, bias, y_line + ow * yp + s.c0, a);
     for (; ow + s.pixels / 2 <= hi; ow += s.pixels / 2)
-      s.half(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
+      s.half(in_line + (ow * d.sw - d.pw) * d.c, w_line, bias, y_line + ow * yp + s.c0, a);
     for (; ow < hi; ++ow)
-      s.one(in_line + (ow * d.sw - d.pw) * d.c, w_line + s.c0, bias, y_line + ow * yp + s.c0, a);
+      s.one(in_line + (ow * d.sw - d.pw) * d.c, w_line, bias, y_line + ow * yp + s.c0, a);
     for (ow = hi; ow < d.ow; ++ow) edge(ow);
   }
 }
@@ -437,8 +450,8 @@ bool direct_fwd(Context& ctx, const Geometry& g, const float* x, const float* w,
   const int64_t kcols = g.k();
   Tensor wt_t = ctx.empty({kcols, g.o}, DType::f32);
   float* wt = wt_t.data<float>();
-  for (int64_t oc = 0; oc < g.o; ++oc)
-    for (int64_t t = 0; t < kcols; ++t) wt[t * g.o + oc] = w[oc * kcols + t];
+  pack_direct_weights(
+      slices, kcols, [&](int64_t oc, int64_t t) { return w[oc * kcols + t]; }, wt);
   DirectConv d{.x = x, .wt = wt, .bias = bias, .y = y, .silu = silu};
   d.h = g.h, d.w = g.w, d.c = g.c, d.o = g.o, d.kh = g.kh, d.kw = g.kw;
   d.sh = g.sh, d.sw = g.sw, d.ph = g.ph, d.pw = g.pw, d.oh = g.oh, d.ow = g.ow;
@@ -497,17 +510,20 @@ bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, co
         }
         continue;
       }
-      // wt[m', n', o, c] = w[o, s * (M - 1 - m') + r, s * (N - 1 - n') + r', c]: flipped taps.
-      Tensor wt_t = ctx.empty({ph.taps, pw.taps, g.o, g.c}, DType::f32);
-      float* wt = wt_t.data<float>();
-      for (int64_t m = 0; m < ph.taps; ++m)
-        for (int64_t q = 0; q < pw.taps; ++q) {
-          const int64_t kh = g.sh * (ph.taps - 1 - m) + ph.r, kw = g.sw * (pw.taps - 1 - q) + pw.r;
-          for (int64_t o = 0; o < g.o; ++o)
-            for (int64_t c = 0; c < g.c; ++c)
-              wt[((m * pw.taps + q) * g.o + o) * g.c + c] =
-                  w[((o * g.kh + kh) * g.kw + kw) * g.c + c];
-        }
+      // Output channel c, tap (m', n', o) <- w[o, s * (M - 1 - m') + r, s * (N - 1 - n') + r', c]:
+      // the phase's taps, flipped.
+      const int64_t taps = ph.taps * pw.taps * g.o;
+      Tensor wt_t = ctx.empty({taps, g.c}, DType::f32);
+      pack_direct_weights(
+          slices, taps,
+          [&](int64_t c, int64_t t) {
+            const int64_t m = t / (pw.taps * g.o), q = t / g.o % pw.taps, o = t % g.o;
+            const int64_t kh = g.sh * (ph.taps - 1 - m) + ph.r;
+            const int64_t kw = g.sw * (pw.taps - 1 - q) + pw.r;
+            return w[((o * g.kh + kh) * g.kw + kw) * g.c + c];
+          },
+          wt_t.data<float>());
+      const float* wt = wt_t.data<float>();
       // dy (n, oh, ow, o) -> this phase of dx: a stride-1 conv with o inputs and c outputs.
       DirectConv d{.x = dy, .wt = wt, .bias = nullptr, .y = y, .silu = false};
       d.h = g.oh, d.w = g.ow, d.c = g.o, d.o = g.c, d.kh = ph.taps, d.kw = pw.taps;
