@@ -1,6 +1,8 @@
 // Tests of kernels/conv.h: conv2d forward against a direct f64 loop, backward against central
 // finite differences and direct loops, accumulation, argument errors naming the shapes, and CUDA
 // (cuDNN, and cuBLAS for plain 1x1) against the CPU. Run: yolo_tests "[conv]".
+#include <omp.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -309,6 +311,39 @@ TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv
       const std::vector<double> add = dw_ref.to_double_vector();
       for (int64_t i = 0; i < acc_ref.numel(); ++i) acc_ref.data<double>()[i] += add[size_t(i)];
       test::require_close(test::to_f64(acc), acc_ref, kConvF32, "direct dw accumulate " + what);
+    }
+    cpu::set_isa_cap(previous);
+  }
+}
+
+// Note [CPU direct conv weight gradient]: every dw element sums the same chunks in the same order
+// whatever the number of threads, so 1, 2 and 3 threads give the same bits.
+TEST_CASE("conv2d direct weight gradient does not depend on the number of threads", "[conv]") {
+  Context cpu;
+  const std::vector<Case> cases = {{2, 37, 29, 3, 16, 6, 2, 2, 1, false},
+                                   {2, 23, 19, 16, 32, 3, 1, 1, 1, false},
+                                   {1, 30, 30, 32, 64, 3, 2, 1, 1, false}};
+  if (cpu::isa() == cpu::Isa::baseline) {
+    WARN("skipped: this CPU has neither AVX2+FMA nor AVX-512, so no direct weight gradient");
+    return;
+  }
+  const int threads = omp_get_max_threads();
+  uint64_t salt = 800;
+  for (cpu::Isa cap : {cpu::Isa::avx512, cpu::Isa::avx2}) {
+    const cpu::Isa previous = cpu::set_isa_cap(cap);
+    for (const Case& c : cases) {
+      const Conv2dParams p = params_of(c);
+      Tensor x = test::random(x_shape(c), DType::f32, test::seed(++salt));
+      Tensor dy = test::random(y_shape(c), DType::f32, test::seed(++salt));
+      std::vector<Tensor> dws;
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        dws.push_back(nan_filled(w_shape(c), DType::f32));
+        conv2d_bwd_filter(cpu, x, dy, dws.back(), Tensor(), p, false);
+      }
+      omp_set_num_threads(threads);
+      for (size_t i = 1; i < dws.size(); ++i)
+        REQUIRE(std::memcmp(dws[i].raw(), dws[0].raw(), dws[0].nbytes()) == 0);
     }
     cpu::set_isa_cap(previous);
   }
