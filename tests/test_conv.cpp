@@ -266,8 +266,8 @@ TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct l
 // every ISA cap: AVX-512, AVX2 (also what o % 16 != 0 takes on AVX-512) and the baseline (im2col +
 // GEMM everywhere). Channel counts are multiples of 8 so the direct paths apply; the cases cover
 // k 1/2/3/5/6, strides 1 and 2, a pad (k 3, p 2, s 2) whose phases fall back to the patch path, a
-// 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, the channel
-// limits and uneven edges.
+// 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, pads of k or more
+// (output pixels no tap reaches), the channel limits and uneven edges.
 TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv]") {
   Context cpu;
   const std::vector<Case> cases = {
@@ -277,6 +277,7 @@ TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv
       {2, 3, 3, 16, 32, 3, 1, 1, 1, true},   {1, 6, 7, 64, 64, 3, 2, 1, 1, true},
       {1, 4, 5, 16, 8, 1, 2, 0, 1, false},   {1, 7, 6, 16, 16, 2, 2, 0, 1, true},
       {1, 5, 6, 128, 16, 3, 1, 1, 1, false}, {2, 9, 17, 8, 24, 3, 1, 1, 1, true},
+      {1, 5, 6, 16, 16, 3, 1, 3, 1, true},   {1, 4, 4, 16, 16, 1, 2, 1, 1, true},
   };
   const std::pair<cpu::Isa, const char*> caps[] = {
       {cpu::Isa::avx512, "avx512"}, {cpu::Isa::avx2, "avx2"}, {cpu::Isa::baseline, "baseline"}};
