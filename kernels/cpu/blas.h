@@ -13,6 +13,10 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
           int64_t ldc);
 
+// Rows per OpenBLAS call when C (m, n) = A (m, k) B (k, n) is cut into small blocks (Note [Small
+// GEMM blocks] in kernels/cpu/blas.cpp), or 0 when such a product runs whole.
+int64_t small_gemm_rows(int64_t n, int64_t k);
+
 // C (m, n) = act(op(A) * op(B) + bias): bias (n) added to every row (nullptr: none), then SiLU
 // when silu. The product is computed in blocks of rows and each block gets its bias and activation
 // right away, while it is still in cache (the fused Conv's epilogue), instead of in extra passes.

@@ -737,15 +737,43 @@ bool direct_bwd_data_phases(Context&, const Geometry&, const T*, const T*, T*) {
 }
 
 // y (m, og) columns of one group <- act(patch (m, k) w_group^T + bias): the plain GEMM when there
-// is neither bias nor activation, else the blocked GEMM with its epilogue (kernels/cpu/blas.h).
+// is neither bias nor activation, else the blocked GEMM with its epilogue (kernels/cpu/blas.h); as
+// patch x wt with wt = w_group^T (k, og) when given (Note [CPU conv forward GEMM orientation]).
 template <typename T>
-void fwd_gemm(int64_t m, int64_t og, int64_t k, const T* patch, int64_t ldp, const T* w, T* y,
-              int64_t ldy, const T* bias, bool silu) {
+void fwd_gemm(int64_t m, int64_t og, int64_t k, const T* patch, int64_t ldp, const T* w,
+              const T* wt, T* y, int64_t ldy, const T* bias, bool silu) {
+  const CBLAS_TRANSPOSE tb = wt ? CblasNoTrans : CblasTrans;
+  const T* b = wt ? wt : w;
+  const int64_t ldb = wt ? og : k;
   if (!bias && !silu) {
-    gemm(CblasNoTrans, CblasTrans, m, og, k, patch, ldp, w, k, T(0), y, ldy);
+    gemm(CblasNoTrans, tb, m, og, k, patch, ldp, b, ldb, T(0), y, ldy);
   } else {
-    cpu::gemm_bias_act(false, true, m, og, k, patch, ldp, w, k, y, ldy, bias, silu);
+    cpu::gemm_bias_act(false, tb == CblasTrans, m, og, k, patch, ldp, b, ldb, y, ldy, bias, silu);
   }
+}
+
+// Note [CPU conv forward GEMM orientation]
+// y = patch x w^T. OpenBLAS runs it best as is (A B^T), except with few output channels and a
+// short patch row, where small blocks of A B with the weights transposed once (Note [Small GEMM
+// blocks] in kernels/cpu/blas.cpp) avoid packing the whole patch matrix: yolov5n 1x1 convs at
+// batch 8, 320x320, 2 cores: 32 -> 16 at 80x80 630 -> 567 us, 128 -> 64 at 20x20 250 -> 197 us,
+// detect 64 -> 255 at 40x40 2.60 -> 2.40 ms. Blocks under 32 rows measured slower, and A B on a
+// long patch row (im2col, k x k x c) far slower (3x3 128 -> 256 s2: 1.9 -> 2.9 ms).
+constexpr int64_t kMinBlockRows = 32;
+
+// wt (groups, k, og) <- w (groups, og, k) when the forward takes the A B form (Note [CPU conv
+// forward GEMM orientation]); an empty tensor when it keeps A B^T.
+template <typename T>
+Tensor transpose_group_weights(Context& ctx, const Geometry& g, const T* w) {
+  const int64_t kcols = g.k();
+  if (cpu::small_gemm_rows(g.og, kcols) < kMinBlockRows) return Tensor();
+  Tensor wt_t = ctx.empty({g.groups, kcols, g.og}, DTypeOf<T>::value);
+  T* wt = wt_t.data<T>();
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t o = 0; o < g.og; ++o)
+      for (int64_t t = 0; t < kcols; ++t)
+        wt[(grp * kcols + t) * g.og + o] = w[(grp * g.og + o) * kcols + t];
+  return wt_t;
 }
 
 template <typename T>
@@ -761,11 +789,14 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
   }
   if (direct_fwd(ctx, g, x, w, bias, y, silu)) return;
   const int64_t kcols = g.k();
+  const Tensor wt_t = transpose_group_weights(ctx, g, w);
+  const T* wt = wt_t.defined() ? wt_t.data<T>() : nullptr;
+  auto group_wt = [&](int64_t grp) { return wt ? wt + grp * g.og * kcols : nullptr; };
   if (g.no_patch()) {  // the NHWC rows of x are the patch matrix
     const int64_t m = g.n * g.h * g.w;
     for (int64_t grp = 0; grp < g.groups; ++grp)
-      fwd_gemm(m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols, y + grp * g.og, g.o,
-               bias ? bias + grp * g.og : nullptr, silu);
+      fwd_gemm(m, g.og, kcols, x + grp * g.cg, g.c, w + grp * g.og * kcols, group_wt(grp),
+               y + grp * g.og, g.o, bias ? bias + grp * g.og : nullptr, silu);
     return;
   }
   const int64_t step = chunk_lines<T>(g);
@@ -776,8 +807,8 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
     T* y_rows = y + line0 * g.ow * g.o;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, grp, line0, line1, patch);
-      fwd_gemm(rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, y_rows + grp * g.og, g.o,
-               bias ? bias + grp * g.og : nullptr, silu);
+      fwd_gemm(rows, g.og, kcols, patch, kcols, w + grp * g.og * kcols, group_wt(grp),
+               y_rows + grp * g.og, g.o, bias ? bias + grp * g.og : nullptr, silu);
     }
   }
 }
