@@ -374,18 +374,25 @@ TEST_CASE("conv2d backward matches direct loops", "[conv]") {
 }
 
 TEST_CASE("conv2d splits large inputs into several patch chunks", "[conv]") {
-  // The 64 MB patch budget with chunk edges inside an image: 5x5 s1 over 64 channels (1600 patch
-  // columns, 192 lines of 64 pixels: 2 chunks in f32, 3 in f64) and 6x6 s2 over 64 channels (2304
-  // columns, 130 lines of 65 pixels: 2 chunks in f32, 3 in f64; backward-data through col2im).
+  // Patch chunks (kPatchBytesPerThread per thread) with edges inside an image: 5x5 s1 over 64
+  // channels (1600 patch columns, 192 lines of 64 pixels) and 6x6 s2 over 64 channels (2304
+  // columns, 130 lines of 65 pixels; backward-data through col2im), several chunks each. f32 on
+  // AVX2 / AVX-512 CPUs takes the direct kernels, so f32 also runs with the ISA capped to the
+  // baseline, where it takes the patch path.
   Context cpu;
   const std::vector<Case> cases = {{3, 64, 64, 64, 16, 5, 1, 2, 1, true},
                                    {2, 130, 130, 64, 8, 6, 2, 2, 1, true}};
+  const std::pair<DType, cpu::Isa> runs[] = {{DType::f32, cpu::Isa::avx512},
+                                             {DType::f32, cpu::Isa::baseline},
+                                             {DType::f64, cpu::Isa::avx512}};
   uint64_t salt = 300;
   for (const Case& c : cases) {
     const Conv2dParams p = params_of(c);
-    for (DType dt : {DType::f32, DType::f64}) {
+    for (const auto& [dt, cap] : runs) {
+      const cpu::Isa previous = cpu::set_isa_cap(cap);
       const test::Tol tol = dt == DType::f64 ? kConvF64 : kConvF32;
-      const std::string what = std::string(dtype_name(dt)) + " " + describe(c);
+      const std::string what = std::string(dtype_name(dt)) +
+                               (cap == cpu::Isa::baseline ? " baseline " : " ") + describe(c);
       Tensor x = test::random(x_shape(c), dt, test::seed(++salt));
       Tensor w = test::random(w_shape(c), dt, test::seed(++salt), -0.1, 0.1);
       Tensor b = test::random({c.o}, dt, test::seed(++salt));
@@ -401,6 +408,7 @@ TEST_CASE("conv2d splits large inputs into several patch chunks", "[conv]") {
       conv2d_bwd_filter(cpu, x, dy, dw, Tensor(), p, false);
       test::require_close(dw, naive_bwd_filter(x, dy, w_shape(c), p), tol,
                           "conv2d chunked dw " + what);
+      cpu::set_isa_cap(previous);
     }
   }
 }
