@@ -229,8 +229,8 @@ TEST_CASE("conv2d_fwd_act (fused conv + bias + SiLU) matches a direct loop", "[c
 }
 
 // The YOLOv5 stem geometry (c = 3, k = 6, stride 2, pad 2) with every model width's o, which the
-// CPU runs through its direct kernel on AVX-512 / AVX2 CPUs (o = 8 and 24 take the AVX2 kernel on
-// AVX-512 CPUs); odd image sizes give uneven edges and interiors, batch 2 crosses images.
+// CPU runs through its direct kernel on AVX-512 / AVX2 CPUs (on AVX-512, o = 8 and 24 end in a
+// half-masked vector); odd image sizes give uneven edges and interiors, batch 2 crosses images.
 TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct loop", "[conv]") {
   Context cpu;
   uint64_t salt = 500;
@@ -267,7 +267,9 @@ TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct l
 // GEMM everywhere). Channel counts are multiples of 8 so the direct paths apply; the cases cover
 // k 1/2/3/5/6, strides 1 and 2, a pad (k 3, p 2, s 2) whose phases fall back to the patch path, a
 // 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, pads of k or more
-// (output pixels no tap reaches), the channel limits and uneven edges.
+// (output pixels no tap reaches), channel counts that are not a multiple of the vector width (the
+// last vector's lanes masked: o 21, 40, 85, and the 1x1 conv with o 85 that takes the direct
+// kernel for it; c 19 for the phases), the channel limits and uneven edges.
 TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv]") {
   Context cpu;
   const std::vector<Case> cases = {
@@ -278,6 +280,8 @@ TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv
       {1, 4, 5, 16, 8, 1, 2, 0, 1, false},   {1, 7, 6, 16, 16, 2, 2, 0, 1, true},
       {1, 5, 6, 128, 16, 3, 1, 1, 1, false}, {2, 9, 17, 8, 24, 3, 1, 1, 1, true},
       {1, 5, 6, 16, 16, 3, 1, 3, 1, true},   {1, 4, 4, 16, 16, 1, 2, 1, 1, true},
+      {2, 9, 11, 16, 21, 3, 1, 1, 1, true},  {1, 10, 9, 19, 40, 3, 2, 1, 1, true},
+      {1, 7, 8, 24, 85, 3, 1, 1, 1, true},   {2, 5, 6, 32, 85, 1, 1, 0, 1, true},
   };
   const std::pair<cpu::Isa, const char*> caps[] = {
       {cpu::Isa::avx512, "avx512"}, {cpu::Isa::avx2, "avx2"}, {cpu::Isa::baseline, "baseline"}};

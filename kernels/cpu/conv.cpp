@@ -209,21 +209,22 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
 // With few channels a conv is a bad GEMM: the stem (Conv(3 -> o, k=6, s=2, p=2) on the RGB image)
 // makes im2col copy 108 values per output pixel from 36 runs of 3, and a 3x3 16 -> 16 conv
 // multiplies a (pixels x 144) patch matrix by only 16 columns, which OpenBLAS packs and runs far
-// below its peak. So for x86 CPUs with AVX-512 (o % 16 == 0) or AVX2+FMA (o % 8 == 0) it is
-// computed directly: weights packed per slice of OB vectors of output channels as (kh, kw, c, slice
-// channels), and a block of P output pixels of one line x the slice's OB vectors held in registers;
-// each step of the (kw, c) loop of an input row loads OB weight vectors and broadcasts one input
-// value per pixel against them (fused multiply-adds); the P pixels' inputs are stride x c floats
-// apart. Each line splits into a left edge, an interior where every tap column is inside the image,
-// and a right edge; edge pixels run one at a time over their valid tap columns, and rows outside
-// the image are left out of every pixel's sum. Bias initialises the accumulators and SiLU is
-// applied at the store. The output pixels may be strided (the phases of backward-data write every
-// s-th pixel). The ISA comes from cpu::isa() (kernels/cpu/cpu_isa.h); other CPUs, channel counts,
-// groups and f64 take the patch-matrix path. FMAs round differently from OpenBLAS's kernel, so
-// results are reproducible per machine, as OpenBLAS's own kernel choice already is. Measured on
-// yolov5n layers, 2 cores of an AVX-512 Xeon, batch 8 at 320x320 unless said (im2col + GEMM ->
-// direct): stem + SiLU batch 1 924 -> 313 us, batch 8 7.4 -> 2.6 ms (the AVX2 kernel on the same
-// CPU: 435 us, 3.5 ms); 3x3 16 -> 16 at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36
+// below its peak. So on x86 CPUs with AVX-512 or AVX2+FMA (and o >= 8) it is computed directly:
+// weights packed per slice of OB vectors of output channels as (kh, kw, c, slice channels; zeros
+// past o, where the slice's last vector is masked at the bias load and the store), and a block of P
+// output pixels of one line x the slice's OB vectors held in registers; each step of the (kw, c)
+// loop of an input row loads OB weight vectors and broadcasts one input value per pixel against
+// them (fused multiply-adds); the P pixels' inputs are stride x c floats apart. Each line splits
+// into a left edge, an interior where every tap column is inside the image, and a right edge; edge
+// pixels run one at a time over their valid tap columns, and rows outside the image are left out of
+// every pixel's sum. Bias initialises the accumulators and SiLU is applied at the store. The output
+// pixels may be strided (the phases of backward-data write every s-th pixel). The ISA comes from
+// cpu::isa() (kernels/cpu/cpu_isa.h); other CPUs, channel counts, groups and f64 take the
+// patch-matrix path. FMAs round differently from OpenBLAS's kernel, so results are reproducible per
+// machine, as OpenBLAS's own kernel choice already is. Measured on yolov5n layers, 2 cores of an
+// AVX-512 Xeon, batch 8 at 320x320 unless said (im2col + GEMM -> direct): stem + SiLU batch 1 924
+// -> 313 us, batch 8 7.4 -> 2.6 ms (the AVX2 kernel on the same CPU: 435 us, 3.5 ms); 3x3 16 -> 16
+// at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36
 // -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4 -> 2.1 ms.
 #ifdef YOLO_CONV_DIRECT
 // Where the direct kernels beat im2col + GEMM (yolov5n layers at batch 8, 320x320, 2 cores of an
@@ -231,6 +232,11 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
 // slower direct), the phases of backward-data up to 256 (the GEMM's input) channels, the weight
 // gradient up to c * o = 128 * 128.
 constexpr int64_t kDirectMaxChannels = 64;
+// Plain 1x1 convs stay on OpenBLAS (Note [Small GEMM blocks] in kernels/cpu/blas.cpp: as fast as
+// the direct kernel) unless o is not a multiple of 16, where OpenBLAS's ragged edge loses to the
+// direct kernel's masked last vector: yolov5n's detect convs (o = 255) 64 -> 255 at 40x40 2.40 ->
+// 1.77 ms, 128 -> 255 at 20x20 1.07 -> 0.84 ms, equal at 256 input channels.
+constexpr int64_t kDirect1x1MaxChannels = 256;
 constexpr int64_t kPhaseMaxChannels = 256;
 constexpr int64_t kWgradMaxChannelProduct = 128 * 128;
 
@@ -247,14 +253,16 @@ struct DirectConv {
 
 // What one call of a block kernel sums: `rows` input rows `in_row` floats apart (weights `w_row`
 // apart), each of `taps` consecutive (kw, c) values per pixel, the pixels `step` = stride * c
-// floats apart in the input and `ystep` floats apart in the output.
+// floats apart in the input and `ystep` floats apart in the output; of the last vector of
+// channels only the first `last` lanes exist (bias read and y written for those only).
 struct BlockArgs {
-  int64_t in_row, w_row, o, rows, taps, step, ystep;
+  int64_t in_row, w_row, o, rows, taps, step, ystep, last;
   bool silu;
 };
 
-// y (P pixels ystep apart, OB * lanes channels) = act(bias + sum over rows and taps of
-// in[p * step + tap] * w[tap * o + channel]); in and w point at the first tap of pixel 0.
+// y (P pixels ystep apart, OB * lanes channels, the last vector cut to `last` lanes) = act(bias +
+// sum over rows and taps of in[p * step + tap] * w[tap * o + channel]); in and w point at the
+// first tap of pixel 0.
 using BlockFn = void (*)(const float* in, const float* w, const float* bias, float* y,
                          const BlockArgs& a);
 
@@ -262,9 +270,11 @@ template <int OB, int P>
 YOLO_TARGET_AVX512 void block_avx512(const float* in, const float* w, const float* bias, float* y,
                                      const BlockArgs& a) {
   __m512 acc[OB][P];
+  const __mmask16 tail = __mmask16((1u << a.last) - 1u);  // a.last in 1 .. 16
 #pragma GCC unroll 8
   for (int b = 0; b < OB; ++b) {
-    const __m512 init = bias ? _mm512_loadu_ps(bias + 16 * b) : _mm512_setzero_ps();
+    const __mmask16 m = b == OB - 1 ? tail : __mmask16(0xffff);
+    const __m512 init = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * b) : _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) acc[b][p] = init;
   }
@@ -286,24 +296,32 @@ YOLO_TARGET_AVX512 void block_avx512(const float* in, const float* w, const floa
   }
   const int64_t ldy = a.ystep;  // a local: the stores below could otherwise alias a.ystep
 #pragma GCC unroll 16
-  for (int p = 0; p < P; ++p)
+  for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
-    for (int b = 0; b < OB; ++b) _mm512_storeu_ps(y + p * ldy + 16 * b, acc[b][p]);
-  if (a.silu)
+    for (int b = 0; b < OB - 1; ++b) _mm512_storeu_ps(y + p * ldy + 16 * b, acc[b][p]);
+    _mm512_mask_storeu_ps(y + p * ldy + 16 * (OB - 1), tail, acc[OB - 1][p]);
+  }
+  if (a.silu) {
+    const int64_t n = 16 * (OB - 1) + a.last;
     for (int p = 0; p < P; ++p) {
       float* yp = y + p * ldy;
 #pragma omp simd
-      for (int i = 0; i < 16 * OB; ++i) yp[i] = yp[i] * sigmoid(yp[i]);
+      for (int64_t i = 0; i < n; ++i) yp[i] = yp[i] * sigmoid(yp[i]);
     }
+  }
 }
 
 template <int OB, int P>
 YOLO_TARGET_AVX2 void block_avx2(const float* in, const float* w, const float* bias, float* y,
                                  const BlockArgs& a) {
   __m256 acc[OB][P];
+  // Lane i of the last vector exists when i < a.last (a.last in 1 .. 8).
+  const __m256i tail =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(int(a.last)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 8
   for (int b = 0; b < OB; ++b) {
-    const __m256 init = bias ? _mm256_loadu_ps(bias + 8 * b) : _mm256_setzero_ps();
+    const __m256i m = b == OB - 1 ? tail : _mm256_set1_epi32(-1);
+    const __m256 init = bias ? _mm256_maskload_ps(bias + 8 * b, m) : _mm256_setzero_ps();
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) acc[b][p] = init;
   }
@@ -325,32 +343,53 @@ YOLO_TARGET_AVX2 void block_avx2(const float* in, const float* w, const float* b
   }
   const int64_t ldy = a.ystep;  // a local: the stores below could otherwise alias a.ystep
 #pragma GCC unroll 16
-  for (int p = 0; p < P; ++p)
+  for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
-    for (int b = 0; b < OB; ++b) _mm256_storeu_ps(y + p * ldy + 8 * b, acc[b][p]);
-  if (a.silu)
+    for (int b = 0; b < OB - 1; ++b) _mm256_storeu_ps(y + p * ldy + 8 * b, acc[b][p]);
+    _mm256_maskstore_ps(y + p * ldy + 8 * (OB - 1), tail, acc[OB - 1][p]);
+  }
+  if (a.silu) {
+    const int64_t n = 8 * (OB - 1) + a.last;
     for (int p = 0; p < P; ++p) {
       float* yp = y + p * ldy;
 #pragma omp simd
-      for (int i = 0; i < 8 * OB; ++i) yp[i] = yp[i] * sigmoid(yp[i]);
+      for (int64_t i = 0; i < n; ++i) yp[i] = yp[i] * sigmoid(yp[i]);
     }
+  }
 }
 
 // One slice of output channels [c0, c0 + lanes * OB): the kernels for P pixels, for P / 2 (the
 // rest of a line's interior) and for one.
 struct ChannelSlice {
-  int64_t c0, width;  // width = lanes * OB channels
+  int64_t c0, width, valid;  // width = lanes * OB channels, of which the first `valid` exist
   BlockFn wide, half, one;
   int pixels;
+  int64_t last;  // lanes of the last vector that exist
 };
 
 template <int OB, int P>
-ChannelSlice slice_avx512(int64_t c0) {
-  return {c0, 16 * OB, block_avx512<OB, P>, block_avx512<OB, P / 2>, block_avx512<OB, 1>, P};
+ChannelSlice slice_avx512(int64_t c0, int64_t o) {
+  const int64_t valid = std::min<int64_t>(16 * OB, o - c0);
+  return {c0,
+          16 * OB,
+          valid,
+          block_avx512<OB, P>,
+          block_avx512<OB, P / 2>,
+          block_avx512<OB, 1>,
+          P,
+          valid - 16 * (OB - 1)};
 }
 template <int OB, int P>
-ChannelSlice slice_avx2(int64_t c0) {
-  return {c0, 8 * OB, block_avx2<OB, P>, block_avx2<OB, P / 2>, block_avx2<OB, 1>, P};
+ChannelSlice slice_avx2(int64_t c0, int64_t o) {
+  const int64_t valid = std::min<int64_t>(8 * OB, o - c0);
+  return {c0,
+          8 * OB,
+          valid,
+          block_avx2<OB, P>,
+          block_avx2<OB, P / 2>,
+          block_avx2<OB, 1>,
+          P,
+          valid - 8 * (OB - 1)};
 }
 
 // Packs the weights for the slices: slice s's (taps, s.width) block at wt + s.c0 * taps, channels
@@ -361,38 +400,45 @@ void pack_direct_weights(const std::vector<ChannelSlice>& slices, int64_t taps, 
   for (const ChannelSlice& s : slices) {
     float* block = wt + s.c0 * taps;
     for (int64_t t = 0; t < taps; ++t)
-      for (int64_t j = 0; j < s.width; ++j) block[t * s.width + j] = weight(s.c0 + j, t);
+      for (int64_t j = 0; j < s.width; ++j)
+        block[t * s.width + j] = j < s.valid ? weight(s.c0 + j, t) : 0.0f;
   }
 }
 
 // The channel slices for this CPU and o, sized so accumulators and weights fit the 32 zmm / 16 ymm
-// registers; empty when the direct kernel does not apply.
+// registers; the last vector may be partly outside o (its lanes masked). Empty when the direct
+// kernel does not apply (no AVX2 / AVX-512, or fewer than 8 channels).
 std::vector<ChannelSlice> direct_slices(int64_t o) {
   std::vector<ChannelSlice> s;
   const cpu::Isa isa = cpu::isa();
-  if (isa == cpu::Isa::avx512 && o % 16 == 0) {
-    for (int64_t c0 = 0; c0 < o;) {
-      const int64_t left = (o - c0) / 16;  // zmm vectors of channels still to cover
+  if (isa == cpu::Isa::baseline || o < 8) return s;
+  const int64_t lanes = isa == cpu::Isa::avx512 ? 16 : 8;
+  for (int64_t c0 = 0; c0 < o;) {
+    const int64_t left = (o - c0 + lanes - 1) / lanes;  // vectors of channels still to cover
+    if (isa == cpu::Isa::avx512) {
       if (left == 1)
-        s.push_back(slice_avx512<1, 14>(c0)), c0 += 16;
+        s.push_back(slice_avx512<1, 14>(c0, o));
       else if (left == 2)
-        s.push_back(slice_avx512<2, 12>(c0)), c0 += 32;
+        s.push_back(slice_avx512<2, 12>(c0, o));
       else if (left == 3)
-        s.push_back(slice_avx512<3, 8>(c0)), c0 += 48;
+        s.push_back(slice_avx512<3, 8>(c0, o));
       else if (left == 5)
-        s.push_back(slice_avx512<5, 4>(c0)), c0 += 80;
+        s.push_back(slice_avx512<5, 4>(c0, o));
       else
-        s.push_back(slice_avx512<4, 6>(c0)), c0 += 64;
+        s.push_back(slice_avx512<4, 6>(c0, o));
+    } else if (left >= 2) {
+      s.push_back(slice_avx2<2, 6>(c0, o));
+    } else {
+      s.push_back(slice_avx2<1, 12>(c0, o));
     }
-  } else if (isa >= cpu::Isa::avx2 && o % 8 == 0) {
-    for (int64_t c0 = 0; c0 < o;) {
-      if (o - c0 >= 16)
-        s.push_back(slice_avx2<2, 6>(c0)), c0 += 16;
-      else
-        s.push_back(slice_avx2<1, 12>(c0)), c0 += 8;
-    }
+    c0 += s.back().width;
   }
   return s;
+}
+
+// Channels the packed weights of the slices cover (a multiple of the vector width).
+int64_t padded_channels(const std::vector<ChannelSlice>& slices) {
+  return slices.back().c0 + slices.back().width;
 }
 
 // One output line (n, oh) for all channel slices.
@@ -412,7 +458,8 @@ void direct_line(const DirectConv& d, const std::vector<ChannelSlice>& slices, i
       d.w + d.pw - d.kw < 0 ? lo : std::clamp((d.w + d.pw - d.kw) / d.sw + 1, lo, d.ow);
   for (const ChannelSlice& s : slices) {
     const float* bias = d.bias ? d.bias + s.c0 : nullptr;
-    const BlockArgs a{d.w * d.c, run * s.width, s.width, rows, run, d.sw * d.c, d.y_pixel, d.silu};
+    const BlockArgs a{d.w * d.c,  run * s.width, s.width, rows,  run,
+                      d.sw * d.c, d.y_pixel,     s.last,  d.silu};
     // The slice's weights for the first valid input row (pack_direct_weights).
     const float* w_line = d.wt + s.c0 * taps + (rows > 0 ? kh0 : 0) * run * s.width;
     auto edge = [&](int64_t ow) {
@@ -447,11 +494,14 @@ void run_direct(const DirectConv& d, const std::vector<ChannelSlice>& slices, in
 // The direct kernel when it applies (Note [CPU direct conv]); false otherwise.
 bool direct_fwd(Context& ctx, const Geometry& g, const float* x, const float* w, const float* bias,
                 float* y, bool silu) {
-  if (g.groups != 1 || (g.c != 3 && (g.no_patch() || g.c > kDirectMaxChannels))) return false;
+  if (g.groups != 1) return false;
+  if (g.no_patch() ? g.o % 16 == 0 || g.c > kDirect1x1MaxChannels
+                   : g.c != 3 && g.c > kDirectMaxChannels)
+    return false;
   const std::vector<ChannelSlice> slices = direct_slices(g.o);
   if (slices.empty()) return false;
   const int64_t kcols = g.k();
-  Tensor wt_t = ctx.empty({kcols, g.o}, DType::f32);
+  Tensor wt_t = ctx.empty({kcols, padded_channels(slices)}, DType::f32);
   float* wt = wt_t.data<float>();
   pack_direct_weights(
       slices, kcols, [&](int64_t oc, int64_t t) { return w[oc * kcols + t]; }, wt);
@@ -516,7 +566,7 @@ bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, co
       // Output channel c, tap (m', n', o) <- w[o, s * (M - 1 - m') + r, s * (N - 1 - n') + r', c]:
       // the phase's taps, flipped.
       const int64_t taps = ph.taps * pw.taps * g.o;
-      Tensor wt_t = ctx.empty({taps, g.c}, DType::f32);
+      Tensor wt_t = ctx.empty({taps, padded_channels(slices)}, DType::f32);
       pack_direct_weights(
           slices, taps,
           [&](int64_t c, int64_t t) {
