@@ -228,9 +228,9 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
 // -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4 -> 2.1 ms.
 #ifdef YOLO_CONV_DIRECT
 // Where the direct kernels beat im2col + GEMM (yolov5n layers at batch 8, 320x320, 2 cores of an
-// AVX-512 Xeon): the forward up to 64 input channels (3x3 128 -> 128 and 128 -> 256 s2 are 6-35%
-// slower direct), the phases of backward-data up to 256 (the GEMM's input) channels, the weight
-// gradient up to c * o = 128 * 128.
+// AVX-512 Xeon): the forward up to 64 input channels (at 128 the two were within noise: 3x3
+// 128 -> 128 5-7% faster direct, 128 -> 256 s2 up to 4% slower), the phases of backward-data up to
+// 256 (the GEMM's input) channels, the weight gradient up to c * o = 128 * 128.
 constexpr int64_t kDirectMaxChannels = 64;
 // Plain 1x1 convs stay on OpenBLAS (Note [Small GEMM blocks] in kernels/cpu/blas.cpp: as fast as
 // the direct kernel) unless o is not a multiple of 16, where OpenBLAS's ragged edge loses to the
