@@ -269,7 +269,8 @@ TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct l
 // 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, pads of k or more
 // (output pixels no tap reaches), channel counts that are not a multiple of the vector width (the
 // last vector's lanes masked: o 21, 40, 85, and the 1x1 conv with o 85 that takes the direct
-// kernel for it; c 19 for the phases), the channel limits and uneven edges.
+// kernel for it; c 19 for the phases), the stem and other stride-2 even kernels over few channels
+// (the weight gradient's space-to-depth layout), the channel limits and uneven edges.
 TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv]") {
   Context cpu;
   const std::vector<Case> cases = {
@@ -282,6 +283,8 @@ TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv
       {1, 5, 6, 16, 16, 3, 1, 3, 1, true},   {1, 4, 4, 16, 16, 1, 2, 1, 1, true},
       {2, 9, 11, 16, 21, 3, 1, 1, 1, true},  {1, 10, 9, 19, 40, 3, 2, 1, 1, true},
       {1, 7, 8, 24, 85, 3, 1, 1, 1, true},   {2, 5, 6, 32, 85, 1, 1, 0, 1, true},
+      {2, 37, 29, 3, 16, 6, 2, 2, 1, true},  {1, 9, 8, 4, 16, 2, 2, 0, 1, false},
+      {1, 10, 11, 2, 8, 4, 2, 1, 1, true},
   };
   const std::pair<cpu::Isa, const char*> caps[] = {
       {cpu::Isa::avx512, "avx512"}, {cpu::Isa::avx2, "avx2"}, {cpu::Isa::baseline, "baseline"}};
