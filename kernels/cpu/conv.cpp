@@ -595,19 +595,27 @@ bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, co
 // and kCo x TV accumulators in registers take the products (fused multiply-adds); nothing like the
 // patch matrix is built. x is first copied into a zero-padded buffer (every tap of every pixel in
 // bounds, plus slack so a tap block may run past the end of a row; those lanes are discarded).
-// Work units are (kh, tap block, channel block), split evenly over the threads; every thread walks
-// the chunks of output lines in order (a chunk's dy and x, about kWgradChunkBytes, stay in its
-// cache while it runs its units over them) and adds each chunk's sums into the dw block that only
-// its unit writes. So every dw element sums the chunks in the same order whatever the number of
-// threads. yolov5n at batch 8, 320x320, 2 cores of an AVX-512 Xeon (im2col + GEMM -> direct): the
-// stem (6x6 s2, 3 -> 16) 11.7 -> 6.0 ms, 3x3 16 -> 16 at 80x80 2.9 -> 1.3 ms, 3x3 s2 16 -> 32 at
-// 160x160 4.4 -> 3.4 ms, 3x3 128 -> 128 at 10x10 1.0 -> 0.84 ms.
+// Output lines are taken in chunks of about kWgradChunkBytes of dy and x, and consecutive chunks in
+// groups: when the data far outweighs dw (kWgradDataPerPartial), each group sums into its own
+// partial gradient and the partials are added in group order afterwards, so the threads split
+// the data between them instead of each reading all of it (the small-channel layers are memory
+// bound: yolov5n stem 6.2 -> 5.1 ms, 3x3 16 -> 16 at 80x80 1.26 -> 0.99 ms). Work items (group,
+// unit), with units (kh, tap block, channel block), are split evenly over the threads; a thread
+// walks its groups' chunks in order and runs its units over each chunk while it is in cache,
+// adding into the block of dw (or of its group's partial) that only that unit writes. The group
+// count depends only on the shape, so every element sums the same terms in the same order
+// whatever the number of threads. yolov5n at batch 8, 320x320, 2 cores of an AVX-512 Xeon (im2col
+// + GEMM -> direct, before the groups): the stem (6x6 s2, 3 -> 16) 11.7 -> 6.0 ms, 3x3 16 -> 16 at
+// 80x80 2.9 -> 1.3 ms, 3x3 s2 16 -> 32 at 160x160 4.4 -> 3.4 ms, 3x3 128 -> 128 at 10x10 1.0 ->
+// 0.84 ms.
 // With stride 2, even kernels and at most 4 channels (the stem), the padded copy is laid out
 // space-to-depth, which makes the conv a stride-1 one with half the kernel over 4c channels: the
 // stem's kernel rows then have 36 taps (36 of 48 lanes used) instead of 18 (18 of 32). yolov5s
 // stem (3 -> 32) 13.0 -> 10.8 ms; yolov5n's 6.3 -> 6.1 ms, within noise.
-constexpr int64_t kCo = 8;                            // output channels per unit (broadcasts)
-constexpr int64_t kWgradVectors = 3;                  // tap vectors per unit at most
+constexpr int64_t kCo = 8;                    // output channels per unit (broadcasts)
+constexpr int64_t kWgradVectors = 3;          // tap vectors per unit at most
+constexpr int64_t kWgradDataPerPartial = 16;  // bytes of dy + x per byte of partials, at least
+constexpr int64_t kWgradMaxGroups = 16;
 constexpr size_t kWgradChunkBytes = size_t(1) << 20;  // dy + x bytes a chunk of lines reads
 
 // What one call of a weight-gradient kernel sums: `lines` output lines of `pixels` pixels; the
@@ -706,8 +714,8 @@ using WgradFn = void (*)(const float*, const float*, const WgradArgs&, float*, i
 // The direct weight gradient over an input xp that is already zero-padded (p.ph = p.pw = 0; p.h x
 // p.w pixels per image, then slack for the last tap block): dw (o, kh, kw, c) assigned or
 // accumulated (Note [CPU direct conv weight gradient]).
-void wgrad_padded(const float* xp, const Geometry& p, const float* dy, float* dw, bool accumulate,
-                  bool avx512) {
+void wgrad_padded(Context& ctx, const float* xp, const Geometry& p, const float* dy, float* dw,
+                  bool accumulate, bool avx512) {
   const int64_t lanes = avx512 ? 16 : 8;
   const int64_t run = p.kw * p.c;  // taps per kernel row
   // Tap blocks of one kernel row: full blocks of kWgradVectors vectors, then one of those left.
@@ -735,23 +743,52 @@ void wgrad_padded(const float* xp, const Geometry& p, const float* dy, float* dw
   const int64_t per_image = (p.oh + chunk - 1) / chunk, chunks = p.n * per_image;
   const int64_t co_blocks = p.o / kCo, nb = int64_t(blocks.size());
   const int64_t units = p.kh * nb * co_blocks;
-  if (!accumulate) std::fill(dw, dw + p.o * kcols, 0.0f);
+  // Groups of consecutive chunks, each summed into its own partial gradient when the data far
+  // outweighs dw, so the threads split the data instead of each reading all of it; their number
+  // depends only on the shape (Note [CPU direct conv weight gradient]).
+  const int64_t dw_size = p.o * kcols;
+  const int64_t groups = std::clamp<int64_t>(
+      p.lines() * line_bytes / (kWgradDataPerPartial * dw_size * int64_t(sizeof(float))), 1,
+      std::min<int64_t>(kWgradMaxGroups, chunks));
+  Tensor part_t;
+  float* part = dw;
+  if (groups > 1) {
+    part_t = ctx.empty({groups * dw_size}, DType::f32);
+    part = part_t.data<float>();
+    std::fill(part, part + groups * dw_size, 0.0f);
+  } else if (!accumulate) {
+    std::fill(dw, dw + dw_size, 0.0f);
+  }
   const WgradArgs base{0, p.ow, p.sh * p.w * p.c, p.sw * p.c, p.o};
+  const int64_t items = groups * units;  // (group, unit), group-major
 #pragma omp parallel if (p.lines() * p.ow * p.o * kcols >= kParallelWork)
   {
     const int64_t threads = omp_get_num_threads(), tid = omp_get_thread_num();
-    const int64_t u0 = units * tid / threads, u1 = units * (tid + 1) / threads;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t n = ch / per_image, oh0 = (ch % per_image) * chunk;
-      WgradArgs a = base;
-      a.lines = std::min(p.oh, oh0 + chunk) - oh0;
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t cb = u % co_blocks, b = (u / co_blocks) % nb, kh = u / co_blocks / nb;
-        const TapBlock& blk = blocks[size_t(b)];
-        const float* in = xp + ((n * p.h + oh0 * p.sh + kh) * p.w) * p.c + blk.t0;
-        const float* d = dy + ((n * p.oh + oh0) * p.ow) * p.o + cb * kCo;
-        blk.fn(in, d, a, dw + cb * kCo * kcols + kh * run + blk.t0, kcols, blk.valid);
+    const int64_t i0 = items * tid / threads, i1 = items * (tid + 1) / threads;
+    for (int64_t grp = i0 / units; grp < groups && grp * units < i1; ++grp) {
+      const int64_t u0 = std::max(i0, grp * units) - grp * units;
+      const int64_t u1 = std::min(i1, (grp + 1) * units) - grp * units;
+      float* out = part + (groups > 1 ? grp * dw_size : 0);
+      for (int64_t ch = chunks * grp / groups; ch < chunks * (grp + 1) / groups; ++ch) {
+        const int64_t n = ch / per_image, oh0 = (ch % per_image) * chunk;
+        WgradArgs a = base;
+        a.lines = std::min(p.oh, oh0 + chunk) - oh0;
+        for (int64_t u = u0; u < u1; ++u) {
+          const int64_t cb = u % co_blocks, b = (u / co_blocks) % nb, kh = u / co_blocks / nb;
+          const TapBlock& blk = blocks[size_t(b)];
+          const float* in = xp + ((n * p.h + oh0 * p.sh + kh) * p.w) * p.c + blk.t0;
+          const float* d = dy + ((n * p.oh + oh0) * p.ow) * p.o + cb * kCo;
+          blk.fn(in, d, a, out + cb * kCo * kcols + kh * run + blk.t0, kcols, blk.valid);
+        }
       }
+    }
+  }
+  if (groups > 1) {
+#pragma omp parallel for schedule(static) if (groups * dw_size >= kParallelWork)
+    for (int64_t i = 0; i < dw_size; ++i) {
+      float sum = accumulate ? dw[i] : 0.0f;
+      for (int64_t grp = 0; grp < groups; ++grp) sum += part[grp * dw_size + i];
+      dw[i] = sum;
     }
   }
 }
@@ -807,7 +844,7 @@ bool direct_bwd_filter(Context& ctx, const Geometry& g, const float* x, const fl
   Geometry p = g;  // the conv over xp: no padding
   p.h = hp, p.w = wp, p.ph = p.pw = 0;
   if (!s2d) {
-    wgrad_padded(xp, p, dy, dw, accumulate, avx512);
+    wgrad_padded(ctx, xp, p, dy, dw, accumulate, avx512);
     return true;
   }
   // Space-to-depth: a stride-1 conv with kernel kh/2 x kw/2 over 4c channels; its gradient
@@ -816,7 +853,7 @@ bool direct_bwd_filter(Context& ctx, const Geometry& g, const float* x, const fl
   p.sh = p.sw = 1;
   Tensor dw2_t = ctx.empty({g.o * p.k()}, DType::f32);
   float* dw2 = dw2_t.data<float>();
-  wgrad_padded(xp, p, dy, dw2, false, avx512);
+  wgrad_padded(ctx, xp, p, dy, dw2, false, avx512);
   for (int64_t o = 0; o < g.o; ++o)
     for (int64_t kh = 0; kh < g.kh; ++kh)
       for (int64_t kw = 0; kw < g.kw; ++kw)
