@@ -228,10 +228,12 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
 // -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4 -> 2.1 ms.
 #ifdef YOLO_CONV_DIRECT
 // Where the direct kernels beat im2col + GEMM (yolov5n layers at batch 8, 320x320, 2 cores of an
-// AVX-512 Xeon): the forward up to 64 input channels (at 128 the two were within noise: 3x3
-// 128 -> 128 5-7% faster direct, 128 -> 256 s2 up to 4% slower), the phases of backward-data up to
-// 256 (the GEMM's input) channels, the weight gradient up to c * o = 128 * 128.
+// AVX-512 Xeon): the forward up to 64 input channels, and up to 128 at stride 1 (3x3 128 -> 128:
+// yolov5s's at 40x40 3.96 -> 2.94 ms, yolov5n's at 10x10 within noise; 128 -> 256 at stride 2 up
+// to 4% slower); the phases of backward-data up to 256 (the GEMM's input) channels; the weight
+// gradient up to c * o = 128 * 128.
 constexpr int64_t kDirectMaxChannels = 64;
+constexpr int64_t kDirectMaxChannelsStride1 = 128;
 // Plain 1x1 convs stay on OpenBLAS (Note [Small GEMM blocks] in kernels/cpu/blas.cpp: as fast as
 // the direct kernel) unless o is not a multiple of 16, where OpenBLAS's ragged edge loses to the
 // direct kernel's masked last vector: yolov5n's detect convs (o = 255) 64 -> 255 at 40x40 2.40 ->
@@ -496,7 +498,8 @@ bool direct_fwd(Context& ctx, const Geometry& g, const float* x, const float* w,
                 float* y, bool silu) {
   if (g.groups != 1) return false;
   if (g.no_patch() ? g.o % 16 == 0 || g.c > kDirect1x1MaxChannels
-                   : g.c != 3 && g.c > kDirectMaxChannels)
+                   : g.c != 3 && g.c > (g.sh == 1 && g.sw == 1 ? kDirectMaxChannelsStride1
+                                                               : kDirectMaxChannels))
     return false;
   const std::vector<ChannelSlice> slices = direct_slices(g.o);
   if (slices.empty()) return false;
