@@ -11,6 +11,17 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;  // elements; below this one thread is faster
 
+// memcpy for one pixel's run of channels (tens to hundreds of bytes, where a call per run costs
+// as much as the copy): whole 64-byte blocks as fixed-size copies the compiler inlines, the rest
+// through memcpy. yolov5n concat 16 + 16 channels at 80x80, batch 8, 2 cores: 614 -> 507 us.
+inline void copy_run(void* dst, const void* src, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  size_t k = 0;
+  for (; k + 64 <= bytes; k += 64) std::memcpy(d + k, s + k, 64);
+  if (k < bytes) std::memcpy(d + k, s + k, bytes - k);
+}
+
 template <typename T>
 void upsample_fwd_typed(const Tensor& x, const Tensor& y) {
   const int64_t N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
@@ -23,8 +34,8 @@ void upsample_fwd_typed(const Tensor& x, const Tensor& y) {
     const T* src = px + row * W * C;
     T* dst = py + 2 * row * 2 * W * C;
     for (int64_t w = 0; w < W; ++w) {
-      std::memcpy(dst + (2 * w) * C, src + w * C, pixel);
-      std::memcpy(dst + (2 * w + 1) * C, src + w * C, pixel);
+      copy_run(dst + (2 * w) * C, src + w * C, pixel);
+      copy_run(dst + (2 * w + 1) * C, src + w * C, pixel);
     }
     std::memcpy(dst + 2 * W * C, dst, 2 * W * pixel);
   }
@@ -88,8 +99,8 @@ void move_parts(const Tensor& whole, const std::vector<Tensor>& parts, bool to_w
     char* w = pw + size_t(p) * stride;
     for (const Run& r : runs) {
       char* q = r.part + size_t(p) * r.bytes;
-      if (to_whole) std::memcpy(w + r.offset, q, r.bytes);
-      else std::memcpy(q, w + r.offset, r.bytes);
+      if (to_whole) copy_run(w + r.offset, q, r.bytes);
+      else copy_run(q, w + r.offset, r.bytes);
     }
   }
 }
