@@ -264,16 +264,15 @@ TEST_CASE("conv2d forward and conv2d_fwd_act on stem geometries match a direct l
   }
 }
 
-// The CPU's direct kernels (Note [CPU direct conv], Note [CPU conv2d
-// backward-data by phases], Note [CPU direct conv weight gradient] in kernels/cpu/conv.cpp) under
-// every ISA cap: AVX-512, AVX2 (also what o % 16 != 0 takes on AVX-512) and the baseline (im2col +
-// GEMM everywhere). Channel counts are multiples of 8 so the direct paths apply; the cases cover
-// k 1/2/3/5/6, strides 1 and 2, a pad (k 3, p 2, s 2) whose phases fall back to the patch path, a
-// 1x1 stride-2 conv whose odd phases get no tap, images smaller than the kernel, pads of k or more
-// (output pixels no tap reaches), channel counts that are not a multiple of the vector width (the
-// last vector's lanes masked: o 21, 40, 85, and the 1x1 conv with o 85 that takes the direct
-// kernel for it; c 19 for the phases), the stem and other stride-2 even kernels over few channels
-// (the weight gradient's space-to-depth layout), the channel limits and uneven edges.
+// The CPU's direct kernels (Note [CPU direct conv], Note [CPU conv2d backward-data by phases],
+// Note [CPU direct conv weight gradient] in kernels/cpu/conv_direct.cpp) under every ISA cap:
+// AVX-512, AVX2 and the baseline (im2col + GEMM everywhere). The cases cover k 1/2/3/4/5/6,
+// strides 1 and 2, a pad (k 3, p 2, s 2) whose phases fall back to the patch path, a 1x1 stride-2
+// conv whose odd phases get no tap, images smaller than the kernel, pads of k or more (output
+// pixels no tap reaches), channel counts that are not a multiple of the vector width (the last
+// vector's lanes masked: o 21, 40, 85, and the 1x1 conv with o 85 that takes the direct kernel for
+// it; c 19 for the phases), the stem and other stride-2 even kernels over few channels (the weight
+// gradient's space-to-depth layout), the channel limits and uneven edges.
 TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv]") {
   Context cpu;
   const std::vector<Case> cases = {
@@ -327,8 +326,9 @@ TEST_CASE("conv2d direct CPU kernels match direct loops under every ISA", "[conv
   }
 }
 
-// Note [CPU direct conv weight gradient]: every dw element sums the same chunks in the same order
-// whatever the number of threads, so 1, 2 and 3 threads give the same bits.
+// Note [CPU direct conv weight gradient] (kernels/cpu/conv_direct.cpp): every dw element sums the
+// same chunks in the same order whatever the number of threads, so 1, 2 and 3 threads give the same
+// bits.
 TEST_CASE("conv2d direct weight gradient does not depend on the number of threads", "[conv]") {
   Context cpu;
   // The last two are large enough to sum in several chunk groups (12 and 4) with partial
