@@ -12,6 +12,7 @@
 
 #include "kernels/augment_pixel.h"
 #include "kernels/cpu/augment_hsv.h"
+#include "kernels/cpu/cpu_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -249,7 +250,7 @@ YOLO_WARP_AVX2 void affine_row_avx2(const uint8_t* pixels, const PixelView& v, c
 }
 
 bool warp_avx2_supported() {
-  return __builtin_cpu_supports("avx2");
+  return cpu::isa() >= cpu::Isa::avx2;
 }
 
 #else

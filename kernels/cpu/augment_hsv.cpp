@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/augment_pixel.h"
+#include "kernels/cpu/cpu_isa.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define YOLO_HSV_X86 1
@@ -241,7 +242,7 @@ YOLO_AVX2_FN void hsv_to_rgb_avx2_impl(const uint8_t* hsv, int n, uint8_t* rgb) 
 }  // namespace
 
 bool hsv_avx2_supported() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return cpu::isa() >= cpu::Isa::avx2;
 }
 void hsv_row_avx2(uint8_t* rgb, int n, const HsvRowTables& t) {
   hsv_row_avx2_impl(rgb, n, t);

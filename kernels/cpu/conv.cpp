@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
@@ -188,31 +189,9 @@ void depthwise_fwd(Context& ctx, const Geometry& g, const T* x, const T* w, cons
   }
 }
 
-// The direct kernels (kernels/cpu/conv_direct.h) for f32; false (the patch path) otherwise.
-bool direct_fwd(Context& ctx, const Geometry& g, const float* x, const float* w, const float* bias,
-                float* y, bool silu) {
-  return cpu::direct_conv_fwd(ctx, g, x, w, bias, y, silu);
-}
-bool direct_bwd_filter(Context& ctx, const Geometry& g, const float* x, const float* dy, float* dw,
-                       bool accumulate) {
-  return cpu::direct_conv_bwd_filter(ctx, g, x, dy, dw, accumulate);
-}
-bool direct_bwd_data_phases(Context& ctx, const Geometry& g, const float* dy, const float* w,
-                            float* dx) {
-  return cpu::direct_conv_bwd_data(ctx, g, dy, w, dx);
-}
+// f32 runs on the direct kernels (kernels/cpu/conv_direct.h) where they apply.
 template <typename T>
-bool direct_fwd(Context&, const Geometry&, const T*, const T*, const T*, T*, bool) {
-  return false;
-}
-template <typename T>
-bool direct_bwd_filter(Context&, const Geometry&, const T*, const T*, T*, bool) {
-  return false;
-}
-template <typename T>
-bool direct_bwd_data_phases(Context&, const Geometry&, const T*, const T*, T*) {
-  return false;
-}
+constexpr bool kDirect = std::is_same_v<T, float>;
 
 // y (m, og) columns of one group <- act(patch (m, k) w_group^T + bias): the plain GEMM when there
 // is neither bias nor activation, else the blocked GEMM with its epilogue (kernels/cpu/blas.h); as
@@ -265,7 +244,8 @@ void fwd(Context& ctx, const Geometry& g, const T* x, const T* w, const T* bias,
     }
     return;
   }
-  if (direct_fwd(ctx, g, x, w, bias, y, silu)) return;
+  if constexpr (kDirect<T>)
+    if (cpu::direct_conv_fwd(ctx, g, x, w, bias, y, silu)) return;
   const int64_t kcols = g.k();
   const Tensor wt_t = transpose_group_weights(ctx, g, w);
   const T* wt = wt_t.defined() ? wt_t.data<T>() : nullptr;
@@ -349,7 +329,9 @@ void bwd_data(Context& ctx, const Geometry& g, const T* dy, const T* w, T* dx) {
   if (g.depthwise()) return depthwise_bwd_data(ctx, g, dy, w, dx);
   if (!g.no_patch() && g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw)
     return bwd_data_as_fwd(ctx, g, dy, w, dx);
-  if (!g.no_patch() && (g.sh > 1 || g.sw > 1) && direct_bwd_data_phases(ctx, g, dy, w, dx)) return;
+  if constexpr (kDirect<T>)
+    if (!g.no_patch() && (g.sh > 1 || g.sw > 1) && cpu::direct_conv_bwd_data(ctx, g, dy, w, dx))
+      return;
   const int64_t kcols = g.k();
   if (g.no_patch()) {  // dx rows = dy rows x w, per group
     const int64_t m = g.n * g.h * g.w;
@@ -411,7 +393,8 @@ void bwd_filter(Context& ctx, const Geometry& g, const T* x, const T* dy, T* dw,
     gemv_t(m, g.o, dy, ones_vector<T>(ctx, m).template data<T>(), accumulate ? T(1) : T(0), dbias);
   }
   if (g.depthwise()) return depthwise_bwd_filter(g, x, dy, dw, accumulate);
-  if (direct_bwd_filter(ctx, g, x, dy, dw, accumulate)) return;
+  if constexpr (kDirect<T>)
+    if (cpu::direct_conv_bwd_filter(ctx, g, x, dy, dw, accumulate)) return;
   if (g.no_patch()) {  // dw_g = dy_g^T x x_g
     const int64_t m = g.n * g.h * g.w;
     for (int64_t grp = 0; grp < g.groups; ++grp)

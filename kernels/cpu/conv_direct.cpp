@@ -50,8 +50,8 @@ constexpr int64_t kParallelWork = int64_t(1) << 16;
 // machine, as OpenBLAS's own kernel choice already is. Measured on yolov5n layers, 2 cores of an
 // AVX-512 Xeon, batch 8 at 320x320 unless said (im2col + GEMM -> direct): stem + SiLU batch 1 924
 // -> 313 us, batch 8 7.4 -> 2.6 ms (the AVX2 kernel on the same CPU: 435 us, 3.5 ms); 3x3 16 -> 16
-// at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36
-// -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4 -> 2.1 ms.
+// at 80x80 1.9 -> 1.1 ms; 3x3 32 -> 32 at 40x40 1.36 -> 0.77 ms; 3x3 s2 16 -> 32 at 160x160 3.4
+// -> 2.1 ms.
 // Where the direct kernels beat im2col + GEMM (yolov5n layers at batch 8, 320x320, 2 cores of an
 // AVX-512 Xeon): the forward up to 64 input channels, and up to 128 at stride 1 (3x3 128 -> 128:
 // yolov5s's at 40x40 3.96 -> 2.94 ms, yolov5n's at 10x10 within noise; 128 -> 256 at stride 2 up

@@ -1,3 +1,4 @@
+// Run-time ISA detection for kernels/cpu/cpu_isa.h: __builtin_cpu_supports once, then the cap.
 #include "kernels/cpu/cpu_isa.h"
 
 #include <atomic>

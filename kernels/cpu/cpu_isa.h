@@ -1,5 +1,6 @@
-// The vector ISA the hand-written x86 CPU kernels (kernels/cpu/conv.cpp) may use: the best the
-// CPU supports, optionally capped lower so tests can run every variant on one machine.
+// The vector ISA the hand-written x86 CPU kernels (kernels/cpu/conv_direct.cpp, the augmentation
+// kernels) may use: the best the CPU supports, optionally capped lower so tests can run every
+// variant on one machine.
 #pragma once
 
 namespace yolo::cpu {
