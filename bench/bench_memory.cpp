@@ -113,6 +113,28 @@ OpDef bn_silu_fwd_def(const RowSpec& s) {
   return d;
 }
 
+// Eval forward: y = silu(BN(x)) with the running statistics, one pass.
+OpDef bn_silu_eval_def(const RowSpec& s) {
+  OpDef d;
+  const Shape x = nhwc(s), c{s.c};
+  // x, gamma, beta, running_mean, running_var.
+  d.inputs = {{x, s.dtype, -2.f, 2.f}, {c, DType::f32, 0.5f, 1.5f}, {c, DType::f32, -0.5f, 0.5f},
+              {c, DType::f32, -0.1f, 0.1f}, {c, DType::f32, 0.5f, 1.5f}};
+  d.outputs = {{x, s.dtype}};
+  d.tols = {s.dtype == DType::f32 ? kBnF32 : kBnF16};
+  d.names = {"bn+silu eval y"};
+  d.op = [](Context& ctx, const Tensors& in, const Tensors& out) {
+    batchnorm_fwd_eval(ctx, in[0], in[1], in[2], in[3], in[4], out[0], kBnEps, Activation::silu);
+  };
+  d.reference = [x](Context& cpu, const Tensors& in) {
+    Tensors out = {host_empty(x)};
+    batchnorm_fwd_eval(cpu, in[0], in[1], in[2], in[3], in[4], out[0], kBnEps, Activation::none);
+    silu_fwd(cpu, out[0], out[0]);
+    return out;
+  };
+  return d;
+}
+
 OpDef bn_silu_bwd_def(const RowSpec& s) {
   OpDef d;
   const Shape x = nhwc(s), c{s.c};
@@ -293,6 +315,7 @@ OpDef cast_def(const RowSpec& s) {
 bool make_memory_runner(Context& ctx, const RowSpec& s, Runner& out) {
   OpDef d;
   if (s.op == "bn_silu_fwd") d = bn_silu_fwd_def(s);
+  else if (s.op == "bn_silu_eval") d = bn_silu_eval_def(s);
   else if (s.op == "bn_silu_bwd") d = bn_silu_bwd_def(s);
   else if (s.op == "upsample_fwd") d = upsample_def(s, false);
   else if (s.op == "upsample_bwd") d = upsample_def(s, true);

@@ -177,11 +177,15 @@ std::vector<RowSpec> build_rows(const Options& opt) {
         if (L.dx_used) rows.push_back(conv_row("conv_bwd_data", m, L, n, dt));
         rows.push_back(conv_row("conv_bwd_filter", m, L, n, dt));
       }
-      // BN + SiLU on the largest Conv outputs of each stage: fwd reads x, writes y; bwd reads x
-      // and dy, writes dx.
+      // BN + SiLU on the largest Conv outputs of each stage, bytes counted as each tensor read or
+      // written once: fwd (training) reads x, writes y; eval (the fused apply with running
+      // statistics) reads x, writes y; bwd reads x and dy, writes dx. The training forward must
+      // read x twice (statistics, then the apply) and the backward reads x and dy twice (sums,
+      // then dx), so by this count they top out near 67% and 60% of copy bandwidth.
       for (int s = 0; s < 4; ++s) {
         const std::string l = numbered("p", s + 1);
         rows.push_back(act_row("bn_silu_fwd", m, l, n, img >> (s + 1), c[s], dt, 2));
+        rows.push_back(act_row("bn_silu_eval", m, l, n, img >> (s + 1), c[s], dt, 2));
         rows.push_back(act_row("bn_silu_bwd", m, l, n, img >> (s + 1), c[s], dt, 3));
       }
       // Head upsamples (layers 11 and 15): x (h, c) -> (2h, c); 1 + 4 tensors of x's size.

@@ -69,6 +69,16 @@ def main():
             v = ratios[op]
             gm = math.exp(sum(math.log(x) for x in v) / len(v))
             print("  %-32s %6.2fx over %d rows" % (op, gm, len(v)))
+    # Memory-bound rows: the range of our % of copy bandwidth per op and dtype (the target is 70%).
+    spans = defaultdict(list)
+    for r in ours:
+        if r.get("status", "ok") == "ok" and r.get("gbps") and r.get("pct_peak"):
+            spans[r["name"].split("/")[0] + " " + r["dtype"]].append(r["pct_peak"])
+    if spans:
+        print("\n% of measured copy bandwidth per memory-bound op (min-max over rows):")
+        for op in sorted(spans):
+            v = spans[op]
+            print("  %-32s %3.0f-%3.0f%% over %d rows" % (op, min(v), max(v), len(v)))
     failed = sum(1 for r in ours if r.get("status", "ok") != "ok")
     if failed:
         print("\n%d of our rows failed (see status)" % failed)

@@ -82,7 +82,7 @@ def build(spec, b):
                 y = F.conv2d(x, w, None, s, p)
                 return F.silu(F.batch_norm(y, rm, rv, gamma, beta, True, BN_MOMENTUM, BN_EPS))
             return fn, [x, w]
-    if op in ("bn_silu_fwd", "bn_silu_bwd"):
+    if op in ("bn_silu_fwd", "bn_silu_eval", "bn_silu_bwd"):
         c = spec["c"]
         x = b.rand(nchw(spec), -2.0, 2.0, grad=op.endswith("bwd"))
         gamma = b.rand((c,), 0.5, 1.5, torch.float32, grad=op.endswith("bwd"))
@@ -90,6 +90,9 @@ def build(spec, b):
         rm, rv = torch.zeros(c, device=b.device), torch.ones(c, device=b.device)
         if op == "bn_silu_fwd":
             return (lambda: F.silu(F.batch_norm(x, rm, rv, gamma, beta, True, BN_MOMENTUM, BN_EPS))), [x]
+        if op == "bn_silu_eval":
+            rv = torch.rand(c, device=b.device) + 0.5
+            return (lambda: F.silu(F.batch_norm(x, rm, rv, gamma, beta, False, BN_MOMENTUM, BN_EPS))), [x]
         out = F.silu(F.batch_norm(x, rm, rv, gamma, beta, True, BN_MOMENTUM, BN_EPS))
         dy = b.rand(nchw(spec))
         return (lambda: torch.autograd.grad(out, [x, gamma, beta], dy, retain_graph=True)), [x, dy]
