@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build (sm_90, Release), run every test (the [cuda] ones included),
 # `yolo selfcheck`, our benchmarks and PyTorch's on the same shapes, and print a short table last.
-# Needs .deps/ carried (tools/fetch_gpu_deps.sh). Logs and JSON go to $OUT (or /tmp/gpu_check).
+# Needs .deps/ carried (tools/fetch_gpu_deps.sh; with YOLO_REF set there, it also copies the reference
+# checkout for the whole-model comparison). Logs and JSON go to $OUT (or /tmp/gpu_check).
 #   bash tools/gpu_check.sh [--no-bench | --quick [FILTER]]
 # --quick: only the [cuda] tests (the CPU ones run in CI), selfcheck, and the bench rows whose name
 # contains FILTER (default yolov5s).
@@ -90,8 +91,23 @@ if [ $bench -eq 1 ]; then
         --img 640 --batch 16 --workers $w --batches 20 --warmup 3 $mode 2>&1 | grep -E 'images/s' | tail -1)"
     done
   done | tee "$OUT/loader.log"
+  stamp "whole models, batch 16, 640 (ours vs the reference model in PyTorch, FP32 on both sides)"
+  rm -f "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
+  for cfg in yolov5n yolov5s; do
+    build-gpu/bin/yolo_bench --device cuda --model configs/$cfg.yaml --batch 16 --img 640 \
+      --repeats 10 --json "$LOGS/m_ours.jsonl" > "$LOGS/model_$cfg.log" 2>&1 || tail -3 "$LOGS/model_$cfg.log"
+    cat "$LOGS/m_ours.jsonl" >> "$OUT/model_ours.jsonl" 2>/dev/null
+    if [ -d .deps/ref-yolov5 ]; then
+      python3 tools/bench_reference_model.py --device cuda --ref .deps/ref-yolov5 --cfg configs/$cfg.yaml \
+        --batch 16 --img 640 --repeats 10 --warmup 3 --json "$LOGS/m_ref.jsonl" > "$LOGS/model_ref_$cfg.log" 2>&1 \
+        || tail -5 "$LOGS/model_ref_$cfg.log"
+      cat "$LOGS/m_ref.jsonl" >> "$OUT/model_ref.jsonl" 2>/dev/null
+    fi
+  done
   stamp "table"
   python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
+  echo
+  python3 tools/bench_table.py "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
 fi
 stamp "done (ctest rc $ctest_rc)"
 exit $ctest_rc
