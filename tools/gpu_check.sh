@@ -62,24 +62,30 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITE
 cmake --build build-gpu -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; tail -20 "$LOGS/build.log"; exit 1; }
 
 stamp "tests"
-build-gpu/yolo_tests "[cuda]" --reporter compact --success 2>&1 | grep -vE "^\S+:[0-9]+: passed" > "$OUT/cuda_tests.log"
+# Every stage runs under `timeout`, so a hang costs minutes, not the whole call; --durations names each
+# finished test case, so a hang shows where it stopped.
+timeout -k 5 240 build-gpu/yolo_tests "[cuda]" --reporter compact --success --durations yes 2>&1 |
+  grep -vE "^\S+:[0-9]+: passed" > "$OUT/cuda_tests.log"
+cuda_rc=${PIPESTATUS[0]}
+grep -E "failed|FAILED" "$OUT/cuda_tests.log" | head -20
 tail -3 "$OUT/cuda_tests.log"
+echo "[cuda] tests: exit code $cuda_rc"
 ctest_rc=0
 if [ $quick -eq 0 ]; then
-  ctest --test-dir build-gpu -j 8 --output-on-failure > "$OUT/ctest.log" 2>&1
+  ctest --test-dir build-gpu -j 12 --timeout 120 --output-on-failure > "$OUT/ctest.log" 2>&1
   ctest_rc=$?
+  grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
 fi
-grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
-build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
+timeout -k 5 60 build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
 
 if [ $bench -eq 1 ]; then
   stamp "benchmarks (ours)"
-  build-gpu/bin/yolo_bench --device cuda --repeats 20 "${filter[@]}" --json "$OUT/ours_cuda.jsonl" > "$LOGS/bench_ours.log" 2>&1
+  timeout -k 5 240 build-gpu/bin/yolo_bench --device cuda --repeats 20 "${filter[@]}" --json "$OUT/ours_cuda.jsonl" > "$LOGS/bench_ours.log" 2>&1
   tail -5 "$LOGS/bench_ours.log"
   stamp "benchmarks (PyTorch)"
   build-gpu/bin/yolo_bench --device cuda --list-json "$LOGS/rows.json"
   # Plain FP32 on both sides for f32 convolutions (ours uses no TF32); f16 rows are the AMP case.
-  python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 "${filter[@]}" --rows "$LOGS/rows.json" --json "$OUT/torch_cuda.jsonl" > "$LOGS/bench_torch.log" 2>&1
+  timeout -k 5 180 python3 tools/bench_torch_ops.py --device cuda --no-tf32 --repeats 20 "${filter[@]}" --rows "$LOGS/rows.json" --json "$OUT/torch_cuda.jsonl" > "$LOGS/bench_torch.log" 2>&1
   tail -3 "$LOGS/bench_torch.log"
   stamp "data loader (CPU apply and GPU apply, batch 16, 640, built-in shapes set at 640 px)"
   [ -f datasets/shapes640/data.yaml ] || build-gpu/bin/yolo dataset shapes --out datasets/shapes640 \
@@ -87,18 +93,18 @@ if [ $bench -eq 1 ]; then
   for w in 2 8; do
     for mode in "--device cpu" "--device cuda" "--device cuda --gpu-augment"; do
       # shellcheck disable=SC2086
-      echo "workers $w $mode: $(build-gpu/bin/yolo dataset bench --data datasets/shapes640/data.yaml \
+      echo "workers $w $mode: $(timeout -k 5 60 build-gpu/bin/yolo dataset bench --data datasets/shapes640/data.yaml \
         --img 640 --batch 16 --workers $w --batches 20 --warmup 3 $mode 2>&1 | grep -E 'images/s' | tail -1)"
     done
   done | tee "$OUT/loader.log"
   stamp "whole models, batch 16, 640 (ours vs the reference model in PyTorch, FP32 on both sides)"
   rm -f "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
   for cfg in yolov5n yolov5s; do
-    build-gpu/bin/yolo_bench --device cuda --model configs/$cfg.yaml --batch 16 --img 640 \
+    timeout -k 5 120 build-gpu/bin/yolo_bench --device cuda --model configs/$cfg.yaml --batch 16 --img 640 \
       --repeats 10 --json "$LOGS/m_ours.jsonl" > "$LOGS/model_$cfg.log" 2>&1 || tail -3 "$LOGS/model_$cfg.log"
     cat "$LOGS/m_ours.jsonl" >> "$OUT/model_ours.jsonl" 2>/dev/null
     if [ -d .deps/ref-yolov5 ]; then
-      python3 tools/bench_reference_model.py --device cuda --ref .deps/ref-yolov5 --cfg configs/$cfg.yaml \
+      timeout -k 5 120 python3 tools/bench_reference_model.py --device cuda --ref .deps/ref-yolov5 --cfg configs/$cfg.yaml \
         --batch 16 --img 640 --repeats 10 --warmup 3 --json "$LOGS/m_ref.jsonl" > "$LOGS/model_ref_$cfg.log" 2>&1 \
         || tail -5 "$LOGS/model_ref_$cfg.log"
       cat "$LOGS/m_ref.jsonl" >> "$OUT/model_ref.jsonl" 2>/dev/null
@@ -109,5 +115,6 @@ if [ $bench -eq 1 ]; then
   echo
   python3 tools/bench_table.py "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
 fi
-stamp "done (ctest rc $ctest_rc)"
-exit $ctest_rc
+stamp "done ([cuda] tests rc $cuda_rc, ctest rc $ctest_rc)"
+[ "$cuda_rc" -eq 0 ] && exit $ctest_rc
+exit "$cuda_rc"
