@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/allocator.h"
 
@@ -29,7 +30,8 @@ struct CudaState {
   bool conv_autotune = true;
 
   // A scratch buffer shared by cuBLAS and cuDNN calls on `stream`, grown on demand. Growing
-  // allocates, so plan the largest size before capturing a graph.
+  // allocates, so plan the largest size before capturing a graph. A smaller buffer it replaces is
+  // kept until the context closes: work recorded earlier (a captured graph) may still use it.
   void* workspace(size_t bytes);
   size_t workspace_bytes() const { return workspace_bytes_; }
 
@@ -52,6 +54,7 @@ struct CudaState {
   friend std::shared_ptr<CudaState> make_cuda_state(int);
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  std::vector<void*> retired_workspaces_;
   // cuBLAS's own fixed workspace (cublasSetWorkspace), so it never allocates during graph capture.
   void* cublas_workspace_ = nullptr;
   std::mutex cache_mutex_;

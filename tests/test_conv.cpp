@@ -574,6 +574,16 @@ const std::vector<Case> kCudaCases = {
     {2, 13, 11, 16, 32, 3, 2, 1, 1, false},  {2, 21, 19, 3, 16, 6, 2, 2, 1, true},
     {2, 9, 11, 8, 16, 5, 1, 2, 1, true},     {2, 11, 9, 32, 32, 3, 1, 1, 32, true},
     {2, 12, 10, 16, 16, 5, 2, 2, 16, false}, {2, 9, 9, 16, 24, 3, 1, 1, 2, true},
+    {2, 5, 6, 32, 85, 1, 1, 0, 1, true},  // Detect-like: o not a multiple of 8, with bias
+};
+
+// Sets an environment variable for a scope and unsets it on the way out, failed checks included.
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* value) : name(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  const char* name;
 };
 
 }  // namespace
@@ -607,7 +617,7 @@ TEST_CASE("conv2d cuda autotune keeps bias and accumulated gradients; off gives 
           "[conv][cuda]") {
   if (!test::cuda_or_skip()) return;
   for (const char* autotune : {"1", "0"}) {
-    ::setenv("YOLO_CONV_AUTOTUNE", autotune, 1);
+    const ScopedEnv env("YOLO_CONV_AUTOTUNE", autotune);
     uint64_t salt = 900;
     for (const Case& c : kCudaCases) {
       if (!c.bias) continue;
@@ -636,5 +646,4 @@ TEST_CASE("conv2d cuda autotune keeps bias and accumulated gradients; off gives 
                           "conv2d cuda accumulated dbias " + what);
     }
   }
-  ::unsetenv("YOLO_CONV_AUTOTUNE");
 }

@@ -61,7 +61,7 @@ class CudaRawMemory final : public RawMemory {
 
 void* CudaState::workspace(size_t bytes) {
   if (bytes > workspace_bytes_) {
-    if (workspace_) allocator->deallocate(workspace_);
+    if (workspace_) retired_workspaces_.push_back(workspace_);
     workspace_ = allocator->allocate(bytes, stream);
     workspace_bytes_ = bytes;
   }
@@ -71,6 +71,7 @@ void* CudaState::workspace(size_t bytes) {
 CudaState::~CudaState() {
   caches_.clear();  // op caches may hold library descriptors: release them before the handles
   if (workspace_) allocator->deallocate(workspace_);
+  for (void* p : retired_workspaces_) allocator->deallocate(p);
   if (cublas_workspace_) allocator->deallocate(cublas_workspace_);
   if (cudnn) cudnnDestroy(cudnn);
   if (cublas) cublasDestroy(cublas);

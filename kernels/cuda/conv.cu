@@ -94,10 +94,10 @@ struct Plan {
 
 using PlanKey = std::tuple<int, Shape, Shape, int, int, int, int, int>;
 
-// Index of the algorithm to use among n heuristic results (Note [Conv plan cache]).
+// Index of the algorithm to use among n heuristic or timed results (Note [Conv plan cache]); -1
+// when none qualifies.
 template <typename Perf>
-int pick_algorithm(const Perf* perf, int n, bool is_f32, const char* direction, const Shape& xs,
-                   const Shape& ws) {
+int usable_algorithm(const Perf* perf, int n, bool is_f32) {
   for (bool need_deterministic : {true, false}) {
     for (int i = 0; i < n; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxWorkspace) continue;
@@ -108,10 +108,17 @@ int pick_algorithm(const Perf* perf, int n, bool is_f32, const char* direction, 
       return i;
     }
   }
-  YOLO_CHECK(false, "conv2d: cuDNN offers no " << direction << " algorithm for x " << shape_str(xs)
-                                               << " and w " << shape_str(ws) << " within "
-                                               << (kMaxWorkspace >> 20) << " MiB of workspace");
-  return 0;
+  return -1;
+}
+
+template <typename Perf>
+int pick_algorithm(const Perf* perf, int n, bool is_f32, const char* direction, const Shape& xs,
+                   const Shape& ws) {
+  const int i = usable_algorithm(perf, n, is_f32);
+  YOLO_CHECK(i >= 0, "conv2d: cuDNN offers no " << direction << " algorithm for x " << shape_str(xs)
+                                                << " and w " << shape_str(ws) << " within "
+                                                << (kMaxWorkspace >> 20) << " MiB of workspace");
+  return i;
 }
 
 std::unique_ptr<Plan> build_plan(CudaState& cs, const Shape& xs, const Shape& ws,
@@ -231,9 +238,13 @@ bool find_buffers(Context& ctx, const Tensor& out, Tensor& scratch, Tensor& spac
 }
 
 // Before a Find, the descriptor gets back the math type the plan started from, so every candidate
-// (tensor-op or not, for 16-bit types) is timed.
-void reset_math(cudnnConvolutionDescriptor_t conv, bool is_f32) {
+// (tensor-op or not, for 16-bit types) is timed. Returns the math type it had, which goes back on
+// when no timed candidate qualifies and the heuristic choice stays.
+cudnnMathType_t reset_math(cudnnConvolutionDescriptor_t conv, bool is_f32) {
+  cudnnMathType_t had = CUDNN_DEFAULT_MATH;
+  CUDNN_CHECK(cudnnGetConvolutionMathType(conv, &had));
   CUDNN_CHECK(cudnnSetConvolutionMathType(conv, is_f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+  return had;
 }
 
 Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const Tensor& x,
@@ -247,13 +258,18 @@ Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const
       plan.tuned[0] = true;
       return {plan.fwd_algo, plan.workspace[0]};
     }
-    reset_math(plan.conv[0], is_f32);
+    const cudnnMathType_t had = reset_math(plan.conv[0], is_f32);
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
         cs.cudnn, plan.x, x.raw(), plan.w, w.raw(), plan.conv[0], plan.y, scratch.raw(),
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = pick_algorithm(perf, n, is_f32, "forward", x.shape(), w.shape());
+    const int i = usable_algorithm(perf, n, is_f32);
+    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
+      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], had));
+      plan.tuned[0] = true;
+      return {plan.fwd_algo, plan.workspace[0]};
+    }
     plan.fwd_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cs.cudnn, plan.x, plan.w, plan.conv[0],
@@ -274,13 +290,18 @@ Choice<cudnnConvolutionBwdDataAlgo_t> data_choice(Context& ctx, Plan& plan, cons
       plan.tuned[1] = true;
       return {plan.data_algo, plan.workspace[1]};
     }
-    reset_math(plan.conv[1], is_f32);
+    const cudnnMathType_t had = reset_math(plan.conv[1], is_f32);
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
         cs.cudnn, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.x, scratch.raw(),
         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = pick_algorithm(perf, n, is_f32, "backward-data", dx.shape(), w.shape());
+    const int i = usable_algorithm(perf, n, is_f32);
+    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
+      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], had));
+      plan.tuned[1] = true;
+      return {plan.data_algo, plan.workspace[1]};
+    }
     plan.data_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
@@ -301,13 +322,18 @@ Choice<cudnnConvolutionBwdFilterAlgo_t> filter_choice(Context& ctx, Plan& plan, 
       plan.tuned[2] = true;
       return {plan.filter_algo, plan.workspace[2]};
     }
-    reset_math(plan.conv[2], is_f32);
+    const cudnnMathType_t had = reset_math(plan.conv[2], is_f32);
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
         cs.cudnn, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.w, scratch.raw(),
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = pick_algorithm(perf, n, is_f32, "backward-filter", x.shape(), dw.shape());
+    const int i = usable_algorithm(perf, n, is_f32);
+    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
+      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], had));
+      plan.tuned[2] = true;
+      return {plan.filter_algo, plan.workspace[2]};
+    }
     plan.filter_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
