@@ -28,7 +28,7 @@ std::string unavailable_reason() {
   return "this yolocore was built without CUDA (YOLO_CUDA=OFF)";
 }
 
-void* host_alloc_pinned(size_t bytes) {
+void* host_alloc_pinned(size_t bytes, int) {
   // No page locking without CUDA: the same 64-byte aligned memory as the CPU allocator.
   return cpu_allocator()->allocate(bytes, nullptr);
 }

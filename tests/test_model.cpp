@@ -19,9 +19,48 @@ namespace {
 
 constexpr test::Tol kFusedVsUnfused{2e-3, 1e-3};  // BN folded into f32 weights, eval decode in pixels
 constexpr test::Tol kCudaForward{1e-3, 1e-3};     // cuDNN vs OpenBLAS summation order, f32
-constexpr test::Tol kCudaGrad{1e-3, 5e-3};
+// The flat gradient, CUDA vs CPU, by relative L2 error and max|diff| / max|ref| (Note [Parity
+// norm]): element-wise bounds fail on f32 summation-order noise alone (a CPU run against itself with
+// another kernel order reaches 1.5e-4 of both norms while single elements near 0 differ by 0.2).
+constexpr double kCudaGradNorm = 1e-3;
 constexpr test::Tol kExactCopy{1e-30, 0};          // a copy through OHWI and back
-constexpr test::Tol kHalfForward{0.5, 2e-2};      // f16 weights/activations; boxes in pixels at 64 px
+constexpr test::Tol kHalfBoxes{0.5, 2e-2};        // f16 weights/activations; boxes in pixels at 64 px
+constexpr test::Tol kHalfScores{2e-2, 0};         // f16: objectness and class scores in [0, 1]
+
+struct ErrorSums {
+  double diff2 = 0, ref2 = 0, max_diff = 0, max_ref = 0;
+  void add(const Tensor& got, const Tensor& ref) {
+    REQUIRE(got.shape() == ref.shape());
+    const std::vector<double> a = got.to_double_vector(), b = ref.to_double_vector();
+    for (size_t i = 0; i < a.size(); ++i) {
+      REQUIRE(std::isfinite(a[i]));
+      const double d = a[i] - b[i];
+      diff2 += d * d;
+      ref2 += b[i] * b[i];
+      max_diff = std::max(max_diff, std::abs(d));
+      max_ref = std::max(max_ref, std::abs(b[i]));
+    }
+  }
+  double rel_l2() const { return ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2); }
+  double rel_max() const { return max_ref > 0 ? max_diff / max_ref : max_diff; }
+};
+
+double norm_rel(const Tensor& got, const Tensor& ref) {
+  ErrorSums e;
+  e.add(got, ref);
+  return e.rel_l2();
+}
+
+// Columns [from, to) of the last dimension of a host f32 tensor (decoded boxes: 0-3 xywh, 4- scores).
+Tensor columns(const Tensor& t, int64_t from, int64_t to) {
+  const int64_t width = t.shape().back(), rows = t.numel() / width;
+  Shape shape = t.shape();
+  shape.back() = to - from;
+  Tensor out = Tensor::empty_cpu(shape);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = from; c < to; ++c) out.data<float>()[r * (to - from) + c - from] = t.data<float>()[r * width + c];
+  return out;
+}
 
 fs::path repo() { return fs::path(__FILE__).parent_path().parent_path(); }
 ModelConfig config(const std::string& name) { return load_model_config((repo() / "configs" / (name + ".yaml")).string()); }
@@ -224,14 +263,30 @@ TEST_CASE("model forward and backward cuda matches cpu", "[model][cuda]") {
   auto rc = run(mc, cpu);
   auto rg = run(mg, *cuda);
   for (int l = 0; l < 3; ++l) test::require_close(rg[size_t(l)], rc[size_t(l)], kCudaForward, "level output");
-  test::require_close(rg[3], rc[3], kCudaGrad, "flat parameter gradient");
+  ErrorSums grad;
+  grad.add(rg[3], rc[3]);
+  INFO("flat parameter gradient, cuda vs cpu: relative L2 " << grad.rel_l2() << ", max|diff| / max|ref| "
+                                                             << grad.rel_max());
+  CHECK(grad.rel_l2() <= kCudaGradNorm);
+  CHECK(grad.rel_max() <= kCudaGradNorm);
   const auto bc = mc.state_dict(), bg = mg.state_dict();
   test::require_close(bg.at("model.23.cv3.bn.running_var"), bc.at("model.23.cv3.bn.running_var"), kCudaForward,
                       "running_var after a training forward");
 
-  // Half precision eval forward: f16 input and conv weights, decoded f32 boxes.
+  // Eval forward in f32, unfused and fused (the fused convs run conv + bias + SiLU through
+  // conv2d_fwd_act): decoded boxes, CUDA vs CPU.
   mc.eval();
   mg.eval();
+  auto decoded = [&](Model& m, Context& ctx) {
+    Tape tape(ctx);
+    NoGradGuard no_grad(tape);
+    return test::host(ctx, m.forward(tape, Var::constant(ctx.to_device(x))).decoded);
+  };
+  test::require_close(decoded(mg, *cuda), decoded(mc, cpu), kCudaForward, "f32 eval decoded");
+  const std::unique_ptr<Model> fc = mc.fused(), fg = mg.fused();
+  test::require_close(decoded(*fg, *cuda), decoded(*fc, cpu), kCudaForward, "fused f32 eval decoded");
+
+  // Half precision eval forward: f16 input and conv weights, decoded f32 boxes.
   mg.set_compute_dtype(DType::f16);
   Tape tc(cpu), tg(*cuda);
   NoGradGuard n1(tc), n2(tg);
@@ -239,7 +294,9 @@ TEST_CASE("model forward and backward cuda matches cpu", "[model][cuda]") {
   Tensor xh = cuda->empty(x.shape(), DType::f16);
   cast(*cuda, cuda->to_device(x), xh);
   Tensor got = test::host(*cuda, mg.forward(tg, Var::constant(xh)).decoded);
-  test::require_close(got, ref, kHalfForward, "f16 decoded vs f32 cpu");
+  const int64_t no = ref.shape().back();
+  test::require_close(columns(got, 0, 4), columns(ref, 0, 4), kHalfBoxes, "f16 decoded boxes vs f32 cpu");
+  test::require_close(columns(got, 4, no), columns(ref, 4, no), kHalfScores, "f16 decoded scores vs f32 cpu");
 }
 
 namespace {
@@ -256,30 +313,6 @@ constexpr double kParityGradNorm = 1e-4;
 // an f32 run against these fixtures: the reference's own f32 run differs from its f64 run by a
 // max|diff| / max|ref| of 1.7e-4 in the tiny model's parameter gradients (ours: 1.2e-4), error
 // concentrated in a few small elements. The max-norm figures are printed as well.
-struct ErrorSums {
-  double diff2 = 0, ref2 = 0, max_diff = 0, max_ref = 0;
-  void add(const Tensor& got, const Tensor& ref) {
-    REQUIRE(got.shape() == ref.shape());
-    const std::vector<double> a = got.to_double_vector(), b = ref.to_double_vector();
-    for (size_t i = 0; i < a.size(); ++i) {
-      REQUIRE(std::isfinite(a[i]));
-      const double d = a[i] - b[i];
-      diff2 += d * d;
-      ref2 += b[i] * b[i];
-      max_diff = std::max(max_diff, std::abs(d));
-      max_ref = std::max(max_ref, std::abs(b[i]));
-    }
-  }
-  double rel_l2() const { return ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2); }
-  double rel_max() const { return max_ref > 0 ? max_diff / max_ref : max_diff; }
-};
-
-double norm_rel(const Tensor& got, const Tensor& ref) {
-  ErrorSums e;
-  e.add(got, ref);
-  return e.rel_l2();
-}
-
 // (N, C, H, W) <-> (N, H, W, C), and the level layouts (N, ny, nx, na, no) <-> (N, na, ny, nx, no).
 Tensor permute(const Tensor& t, const Shape& out_shape, const std::vector<int>& perm) {
   Tensor out = Tensor::empty_cpu(out_shape);

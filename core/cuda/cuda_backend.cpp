@@ -165,7 +165,8 @@ void synchronize(CudaState& state) {
   CUDA_CHECK(cudaStreamSynchronize(state.stream));
 }
 
-void* host_alloc_pinned(size_t bytes) {
+void* host_alloc_pinned(size_t bytes, int device) {
+  CUDA_CHECK(cudaSetDevice(device));
   void* p = nullptr;
   // Portable: usable by every device's streams, whichever device is current.
   const cudaError_t e = cudaHostAlloc(&p, bytes == 0 ? 64 : bytes, cudaHostAllocPortable);

@@ -45,7 +45,9 @@ int64_t ns_since(Clock::time_point t0) {
 
 class BatchBufferPool final : public Allocator {
  public:
-  explicit BatchBufferPool(bool pinned, size_t max_free) : pinned_(pinned), max_free_(max_free) {}
+  // pinned: page-locked buffers for uploads to CUDA device `device`; else plain host memory.
+  BatchBufferPool(bool pinned, int device, size_t max_free)
+      : pinned_(pinned), device_(device), max_free_(max_free) {}
   ~BatchBufferPool() override {
     for (auto& [ptr, block] : blocks_) {
       if (block.event) {
@@ -75,18 +77,24 @@ class BatchBufferPool final : public Allocator {
       blocks_[best].in_use = true;
       return best;
     }
-    void* p = pinned_ ? cuda_backend::host_alloc_pinned(bytes)
+    void* p = pinned_ ? cuda_backend::host_alloc_pinned(bytes, device_)
                       : cpu_allocator()->allocate(bytes, nullptr);
     blocks_[p] = Block{bytes, true, nullptr};
     return p;
   }
 
+  // Trimmed buffers are freed after the lock is released: cudaFreeHost synchronises the device,
+  // and the workers must not wait on the pool meanwhile.
   void deallocate(void* ptr) noexcept override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = blocks_.find(ptr);
-    YOLO_ASSERT(it != blocks_.end());
-    it->second.in_use = false;
-    trim_locked();
+    std::vector<void*> victims;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = blocks_.find(ptr);
+      YOLO_ASSERT(it != blocks_.end());
+      it->second.in_use = false;
+      victims = trim_locked();
+    }
+    for (void* v : victims) free_raw(v);
   }
 
   Device device() const override { return Device::cpu(); }
@@ -116,7 +124,9 @@ class BatchBufferPool final : public Allocator {
   }
 
   // Keeps at most max_free_ idle buffers (rect batches vary in size): the smallest go first.
-  void trim_locked() noexcept {
+  // Returns the buffers taken out of the pool, for the caller to free.
+  std::vector<void*> trim_locked() noexcept {
+    std::vector<void*> victims;
     size_t idle = 0;
     for (auto& [ptr, block] : blocks_) idle += block.in_use ? 0 : 1;
     while (idle > max_free_) {
@@ -125,11 +135,12 @@ class BatchBufferPool final : public Allocator {
         if (it->second.in_use || it->second.event) continue;
         if (victim == blocks_.end() || it->second.size < victim->second.size) victim = it;
       }
-      if (victim == blocks_.end()) return;
-      free_raw(victim->first);
+      if (victim == blocks_.end()) break;
+      victims.push_back(victim->first);
       blocks_.erase(victim);
       --idle;
     }
+    return victims;
   }
 
   void free_raw(void* ptr) noexcept {
@@ -141,6 +152,7 @@ class BatchBufferPool final : public Allocator {
   }
 
   bool pinned_;
+  int device_;
   size_t max_free_;
   std::mutex mutex_;
   std::map<void*, Block> blocks_;
@@ -199,7 +211,8 @@ DataLoader::DataLoader(DetectionDataset& dataset, Context& ctx, LoaderOptions op
   consumed_ = 0;
   const int capacity = std::max(1, o.workers) * o.prefetch;
   pool_ =
-      std::make_shared<BatchBufferPool>(ctx.device().is_cuda(), static_cast<size_t>(capacity) + 2);
+      std::make_shared<BatchBufferPool>(ctx.device().is_cuda(), ctx.device().index,
+                                        static_cast<size_t>(capacity) + 2);
   if (o.cache_images) dataset_.cache_images();
   slots_.resize(static_cast<size_t>(capacity));
   if (o.workers == 0) {
@@ -219,6 +232,15 @@ DataLoader::~DataLoader() {
   work_cv_.notify_all();
   ready_cv_.notify_all();
   for (std::thread& t : threads_) t.join();
+  // A batch taken ahead may still be uploading into memory from the compute stream's cache: that
+  // stream waits for the copy before the memory goes back to it, so no later op reuses it early.
+  if (lookahead_ && lookahead_->uploaded) {
+    try {
+      cuda_backend::stream_wait_event(ctx_.stream(), lookahead_->uploaded);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "data loader: ordering an upload at shutdown: %s\n", e.what());
+    }
+  }
 }
 
 std::shared_ptr<const std::vector<int64_t>> DataLoader::epoch_order(int64_t epoch) {
