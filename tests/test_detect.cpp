@@ -89,6 +89,16 @@ TEST_CASE("detect_decode cuda matches cpu", "[detect][cuda]") {
   detect_decode(cpu, test::host(*cuda, xr), anchors, 16.0, ref, 0);
   detect_decode(*cuda, xh, cuda->to_device(anchors), 16.0, out, 0);
   test::require_close(test::host(*cuda, out), ref, kDecodeCudaF16, "detect_decode cuda f16");
+  // bf16 input written at row 20 of a larger output (a level after the first): rows outside
+  // [20, 110) stay as they were.
+  Tensor xb = cuda->empty(x.shape(), DType::bf16);
+  cast(*cuda, cuda->to_device(x), xb);
+  cast(*cuda, xb, xr);
+  Tensor ref_big = Tensor::zeros_cpu({2, 120, 85});
+  detect_decode(cpu, test::host(*cuda, xr), anchors, 16.0, ref_big, 20);
+  Tensor big = cuda->zeros({2, 120, 85}, DType::f32);
+  detect_decode(*cuda, xb, cuda->to_device(anchors), 16.0, big, 20);
+  test::require_close(test::host(*cuda, big), ref_big, kDecodeCudaF16, "detect_decode cuda bf16 at row 20");
 }
 
 TEST_CASE("space_to_depth forward matches a direct loop", "[detect][reorg]") {
@@ -143,5 +153,17 @@ TEST_CASE("space_to_depth cuda matches cpu", "[detect][reorg][cuda]") {
     space_to_depth_bwd(*cuda, y, dx);
     test::require_close(test::host(*cuda, y), ref, kReorgExact, "space_to_depth cuda fwd");
     test::require_close(test::host(*cuda, dx), dx_ref, kReorgExact, "space_to_depth cuda bwd");
+    // 16-bit storage: a permutation of the rounded values, so the f32 results of the rounded input.
+    for (DType dt : {DType::f16, DType::bf16}) {
+      const Tensor xr = test::to_f32(test::to_dtype(x, dt));
+      space_to_depth_fwd(cpu, xr, ref);
+      space_to_depth_bwd(cpu, ref, dx_ref);
+      Tensor yh = cuda->empty(ys, dt), dxh = cuda->empty(s, dt);
+      space_to_depth_fwd(*cuda, cuda->to_device(test::to_dtype(x, dt)), yh);
+      space_to_depth_bwd(*cuda, yh, dxh);
+      const std::string what = std::string(" ") + dtype_name(dt);
+      test::require_close(test::to_f32(test::host(*cuda, yh)), ref, kReorgExact, "space_to_depth cuda fwd" + what);
+      test::require_close(test::to_f32(test::host(*cuda, dxh)), dx_ref, kReorgExact, "space_to_depth cuda bwd" + what);
+    }
   }
 }
