@@ -18,7 +18,7 @@ constexpr test::Tol kGemmSplitF64{1e-10, 1e-12};  // k up to 60000 products, f64
 constexpr test::Tol kSumF64{1e-9, 1e-12};
 constexpr test::Tol kSumF32{1e-6, 1e-6};   // f64 accumulation; only the f32 result rounds
 constexpr test::Tol kSumCuda{1e-3, 1e-5};  // f32 tree over up to 1e6 values in [-1, 1]
-constexpr test::Tol kSumChannelsCuda{1e-4, 1e-5};
+constexpr test::Tol kSumChannelsCuda{5e-4, 1e-5};  // f32 block tree vs f64 sums: 6e-5 worst of 30 seeds
 constexpr test::Tol kBceF64{1e-12, 1e-12};
 constexpr test::Tol kBceF32{1e-6, 1e-5};
 constexpr test::Tol kBceGrad{1e-8, 1e-6};  // central differences, h = 1e-6, in f64

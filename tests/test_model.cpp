@@ -24,8 +24,11 @@ constexpr test::Tol kCudaForward{1e-3, 1e-3};     // cuDNN vs OpenBLAS summation
 // another kernel order reaches 1.5e-4 of both norms while single elements near 0 differ by 0.2).
 constexpr double kCudaGradNorm = 1e-3;
 constexpr test::Tol kExactCopy{1e-30, 0};          // a copy through OHWI and back
-constexpr test::Tol kHalfBoxes{0.5, 2e-2};        // f16 weights/activations; boxes in pixels at 64 px
-constexpr test::Tol kHalfScores{2e-2, 0};         // f16: objectness and class scores in [0, 1]
+// f16 weights and activations vs the f32 CPU forward: boxes in pixels at 64 px (estimated worst
+// 0.011), scores in [0, 1] (estimated worst 4e-4, on the class scores near 0.23; objectness is
+// about 1.2e-3 at initialisation, so atol stays below that and a zeroed column fails).
+constexpr test::Tol kHalfBoxes{0.1, 5e-3};
+constexpr test::Tol kHalfScores{1e-3, 2e-2};
 
 struct ErrorSums {
   double diff2 = 0, ref2 = 0, max_diff = 0, max_ref = 0;
