@@ -12,7 +12,8 @@ inline bool aligned16(const void* p) {
 }
 
 // Sum of v over the block (blockDim.x a multiple of 32, at most 1024), in a fixed order; the
-// result is valid in thread 0.
+// result is valid in thread 0. Every thread of the block must call it; it may be called again in
+// the same kernel (the closing barrier keeps the next call's writes after this call's reads).
 __device__ __forceinline__ float block_sum(float v) {
   __shared__ float warp_sums[32];
   for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
@@ -23,6 +24,7 @@ __device__ __forceinline__ float block_sum(float v) {
     v = lane < int(blockDim.x >> 5) ? warp_sums[lane] : 0.0f;
     for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
   }
+  __syncthreads();
   return v;
 }
 
