@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps/cudnn/include
 (cd .deps && apt-get download libopenblas-dev libopenblas0 libopenblas0-pthread \
-  libopenblas-pthread-dev libgfortran5 catch2 pkgconf pkgconf-bin libpkgconf3 libyaml-cpp-dev \
+  libopenblas-pthread-dev libgfortran5 libquadmath0 catch2 pkgconf pkgconf-bin libpkgconf3 libyaml-cpp-dev \
   libyaml-cpp0.7 nlohmann-json3-dev libturbojpeg0-dev libturbojpeg0 libjpeg62-turbo-dev libjpeg62-turbo libstb-dev libstb0 2>/dev/null)
 cp /usr/local/cuda/include/cudnn*.h .deps/cudnn/include/
 # The reference checkout (ultralytics/yolov5 at 48a85314, from $YOLO_REF), without its .git, for
