@@ -1,6 +1,7 @@
 // Context: allocation and copies on the context's device.
 #include "core/context.h"
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 

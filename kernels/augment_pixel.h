@@ -5,6 +5,7 @@
 // them into FMAs and both devices produce the same bytes (Note [cv2 warp numerics]).
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>

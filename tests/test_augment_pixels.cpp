@@ -4,6 +4,7 @@
 // tools/parity/make_pixel_fixtures.py from cv2 4.6 and the reference's own functions. Everything
 // is bit-exact. augment_apply is also checked against a plain loop written here, and CUDA against
 // the CPU.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>

@@ -3,6 +3,7 @@
 // running the reference's random_perspective and load_mosaic and recording their random draws; the
 // tests replay those draws through our plan. Also the Philox-keyed draws, the hyp yaml, and the
 // plan's purity, flips and end-to-end CPU path.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>

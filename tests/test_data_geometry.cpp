@@ -2,6 +2,7 @@
 // tools/parity/make_geometry_fixtures.py writes by running the reference's own load_image,
 // letterbox, xywhn2xyxy / xyxy2xywhn and LoadImagesAndLabels(rect=True) on synthetic sizes.
 // Integers must match exactly; floats to kGeometry (relative).
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>

@@ -4,6 +4,7 @@
 // Every dataset is built in a temporary folder from hand-made image headers.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>

@@ -1,6 +1,7 @@
 // Tests of kernels/linalg.h: GEMM (every transpose combination, odd sizes, alpha/beta), sum_all,
 // mean_all and sum_channels against f64 loops, BCE-with-logits against PyTorch's stable formula
 // and its gradient against finite differences, CUDA against CPU, and argument errors.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 

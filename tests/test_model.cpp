@@ -3,6 +3,8 @@
 // state_dict names, strict-loading and yaml error messages, fusing, and CUDA against the CPU.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 

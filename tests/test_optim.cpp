@@ -2,6 +2,7 @@
 // steps with parameter groups whose hyper-parameters change between steps, against f64 loops of
 // the PyTorch formulas; EMA, the global gradient norm, clipping and AMP unscale against loops;
 // CUDA against CPU; and argument errors.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>

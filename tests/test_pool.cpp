@@ -1,6 +1,7 @@
 // Tests of kernels/pool.h: max pool (k = 3, 5) and SPPF forward against direct f64 loops (ties,
 // all-negative inputs so padding never wins), backward against finite differences and against the
 // cascade of maxpool calls, CUDA against CPU (f32, f16, bf16), and argument errors.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 

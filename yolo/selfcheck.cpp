@@ -2,6 +2,7 @@
 // same random inputs, and compares the results element by element.
 #include "yolo/selfcheck.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>

@@ -6,6 +6,7 @@
 // block in order, so results do not depend on the number of threads.
 #include "kernels/batchnorm.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
