@@ -2,7 +2,8 @@
 # One call on a GPU machine: build (sm_90, Release), run every test (the [cuda] ones included),
 # `yolo selfcheck`, our benchmarks and PyTorch's on the same shapes, and print a short table last.
 # Needs .deps/ carried (tools/fetch_gpu_deps.sh; with YOLO_REF set there, it also copies the reference
-# checkout for the whole-model comparison). Logs and JSON go to $OUT (or /tmp/gpu_check).
+# checkout for the whole-model comparison). Logs and JSON go to $OUT (or /tmp/gpu_check): eight
+# files, the most a device call brings back.
 #   bash tools/gpu_check.sh [--no-bench | --quick [FILTER]]
 # --quick: only the [cuda] tests (the CPU ones run in CI), selfcheck, and the bench rows whose name
 # contains FILTER (default yolov5s).
@@ -102,6 +103,7 @@ if [ $bench -eq 1 ]; then
   stamp "whole models, batch 16, 640 (ours vs the reference model in PyTorch, FP32 on both sides)"
   rm -f "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
   for cfg in yolov5n yolov5s; do
+    rm -f "$LOGS/m_ours.jsonl" "$LOGS/m_ref.jsonl"  # a failed run must not append the last model's rows
     timeout -k 5 120 build-gpu/bin/yolo_bench --device cuda --model configs/$cfg.yaml --batch 16 --img 640 \
       --repeats 10 --json "$LOGS/m_ours.jsonl" > "$LOGS/model_$cfg.log" 2>&1 || tail -3 "$LOGS/model_$cfg.log"
     cat "$LOGS/m_ours.jsonl" >> "$OUT/model_ours.jsonl" 2>/dev/null
@@ -115,7 +117,9 @@ if [ $bench -eq 1 ]; then
   stamp "table"
   python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
   echo
-  python3 tools/bench_table.py "$OUT/model_ours.jsonl" "$OUT/model_ref.jsonl"
+  model_ref=()
+  [ -s "$OUT/model_ref.jsonl" ] && model_ref=("$OUT/model_ref.jsonl")
+  [ -s "$OUT/model_ours.jsonl" ] && python3 tools/bench_table.py "$OUT/model_ours.jsonl" "${model_ref[@]}"
 fi
 stamp "done ([cuda] tests rc $cuda_rc, ctest rc $ctest_rc)"
 [ "$cuda_rc" -eq 0 ] && exit $ctest_rc
