@@ -68,9 +68,9 @@ std::string unavailable_reason();
 
 // Asynchronous uploads (the data loader's pinned batch buffers and its copy stream).
 // Page-locked host memory (cudaHostAlloc) that copies can read asynchronously; in a CPU-only build
-// plain 64-byte aligned host memory. `device` (the CUDA device the copies go to) is made current
-// on the calling thread first, so a loader thread never opens a context on device 0 for a process
-// that runs on another. Throws yolo::Error when out of memory.
+// plain 64-byte aligned host memory. `device` (the CUDA device the copies go to) is current for the
+// allocation (the thread's own current device comes back after), so a loader thread never opens a
+// context on device 0 for a process that runs on another. Throws yolo::Error when out of memory.
 void* host_alloc_pinned(size_t bytes, int device);
 void host_free_pinned(void* ptr) noexcept;
 // The upload stream (CudaState::copy_stream), separate from the compute stream.

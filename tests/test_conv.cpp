@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -577,13 +578,24 @@ const std::vector<Case> kCudaCases = {
     {2, 5, 6, 32, 85, 1, 1, 0, 1, true},  // Detect-like: o not a multiple of 8, with bias
 };
 
-// Sets an environment variable for a scope and unsets it on the way out, failed checks included.
+// Sets an environment variable for a scope and puts back what it was on the way out, failed checks
+// included.
 struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name(name) { ::setenv(name, value, 1); }
-  ~ScopedEnv() { ::unsetenv(name); }
+  ScopedEnv(const char* name, const char* value) : name(name) {
+    if (const char* old = std::getenv(name)) previous = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (previous) {
+      ::setenv(name, previous->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
   const char* name;
+  std::optional<std::string> previous;
 };
 
 }  // namespace

@@ -14,7 +14,8 @@ namespace {
 
 constexpr test::Tol kDecodeF64{1e-12, 1e-12};
 constexpr test::Tol kDecodeCudaF32{1e-4, 1e-5};  // expf vs std::exp; boxes in pixels
-constexpr test::Tol kDecodeCudaF16{1e-4, 1e-5};  // same f16 input on both sides, f32 math
+constexpr test::Tol kDecodeCudaF16{1e-4, 1e-5};   // same f16 input on both sides, f32 math
+constexpr test::Tol kDecodeCudaBf16{1e-4, 1e-5};  // same bf16 input on both sides, f32 math
 constexpr test::Tol kReorgExact{1e-30, 0};       // a permutation
 constexpr test::Tol kReorgGrad{1e-7, 1e-6};
 
@@ -98,7 +99,7 @@ TEST_CASE("detect_decode cuda matches cpu", "[detect][cuda]") {
   detect_decode(cpu, test::host(*cuda, xr), anchors, 16.0, ref_big, 20);
   Tensor big = cuda->zeros({2, 120, 85}, DType::f32);
   detect_decode(*cuda, xb, cuda->to_device(anchors), 16.0, big, 20);
-  test::require_close(test::host(*cuda, big), ref_big, kDecodeCudaF16, "detect_decode cuda bf16 at row 20");
+  test::require_close(test::host(*cuda, big), ref_big, kDecodeCudaBf16, "detect_decode cuda bf16 at row 20");
 }
 
 TEST_CASE("space_to_depth forward matches a direct loop", "[detect][reorg]") {

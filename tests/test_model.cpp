@@ -27,9 +27,9 @@ constexpr test::Tol kCudaForward{1e-3, 1e-3};     // cuDNN vs OpenBLAS summation
 constexpr double kCudaGradNorm = 1e-3;
 constexpr test::Tol kExactCopy{1e-30, 0};          // a copy through OHWI and back
 // f16 weights and activations vs the f32 CPU forward: boxes in pixels at 64 px (estimated worst
-// 0.011), scores in [0, 1] (estimated worst 4e-4, on the class scores near 0.23; objectness is
+// 0.011; about 0.15 if the f16 roundings added up layer after layer), scores in [0, 1] (estimated worst 4e-4, on the class scores near 0.23; objectness is
 // about 1.2e-3 at initialisation, so atol stays below that and a zeroed column fails).
-constexpr test::Tol kHalfBoxes{0.1, 5e-3};
+constexpr test::Tol kHalfBoxes{0.25, 1e-2};
 constexpr test::Tol kHalfScores{1e-3, 2e-2};
 
 struct ErrorSums {
@@ -318,6 +318,7 @@ constexpr double kParityGradNorm = 1e-4;
 // an f32 run against these fixtures: the reference's own f32 run differs from its f64 run by a
 // max|diff| / max|ref| of 1.7e-4 in the tiny model's parameter gradients (ours: 1.2e-4), error
 // concentrated in a few small elements. The max-norm figures are printed as well.
+
 // (N, C, H, W) <-> (N, H, W, C), and the level layouts (N, ny, nx, na, no) <-> (N, na, ny, nx, no).
 Tensor permute(const Tensor& t, const Shape& out_shape, const std::vector<int>& perm) {
   Tensor out = Tensor::empty_cpu(out_shape);

@@ -15,5 +15,6 @@ cp /usr/local/cuda/include/cudnn*.h .deps/cudnn/include/
 if [ -n "${YOLO_REF:-}" ] && [ -f "$YOLO_REF/models/yolo.py" ]; then
   rm -rf .deps/ref-yolov5 && mkdir -p .deps/ref-yolov5
   (cd "$YOLO_REF" && tar --exclude=.git -cf - .) | tar -xf - -C .deps/ref-yolov5
+  git -C "$YOLO_REF" rev-parse HEAD > .deps/ref-yolov5/REF_COMMIT 2>/dev/null || true
 fi
 ls -la .deps

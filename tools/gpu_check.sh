@@ -63,8 +63,8 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITE
 cmake --build build-gpu -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; tail -20 "$LOGS/build.log"; exit 1; }
 
 stamp "tests"
-# Every stage runs under `timeout`, so a hang costs minutes, not the whole call; --durations names each
-# finished test case, so a hang shows where it stopped.
+# The test, self-check and benchmark commands run under `timeout`, so a hang costs minutes, not the
+# whole call; --durations names each finished test case, so a hang shows where it stopped.
 timeout -k 5 240 build-gpu/yolo_tests "[cuda]" --reporter compact --success --durations yes 2>&1 |
   grep -vE "^\S+:[0-9]+: passed" > "$OUT/cuda_tests.log"
 cuda_rc=${PIPESTATUS[0]}
@@ -80,6 +80,7 @@ if [ $quick -eq 0 ]; then
   grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
 fi
 timeout -k 5 60 build-gpu/bin/yolo selfcheck 2>&1 | tee "$OUT/selfcheck.log"
+selfcheck_rc=${PIPESTATUS[0]}
 
 if [ $bench -eq 1 ]; then
   stamp "benchmarks (ours)"
@@ -121,6 +122,6 @@ if [ $bench -eq 1 ]; then
   [ -s "$OUT/model_ref.jsonl" ] && model_ref=("$OUT/model_ref.jsonl")
   [ -s "$OUT/model_ours.jsonl" ] && python3 tools/bench_table.py "$OUT/model_ours.jsonl" "${model_ref[@]}"
 fi
-stamp "done ([cuda] tests rc $cuda_rc, ctest rc $ctest_rc)"
-[ "$cuda_rc" -eq 0 ] && exit $ctest_rc
-exit "$cuda_rc"
+stamp "done ([cuda] tests rc $cuda_rc, ctest rc $ctest_rc, selfcheck rc $selfcheck_rc)"
+for rc in "$cuda_rc" "$ctest_rc" "$selfcheck_rc"; do [ "$rc" -ne 0 ] && exit "$rc"; done
+exit 0

@@ -1,5 +1,6 @@
 // CUDA backend of Context: device state (streams, cuBLAS/cuDNN handles, workspace) and the caching
 // allocator over cudaMalloc. Compiled only when YOLO_CUDA=ON.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -60,11 +61,22 @@ class CudaRawMemory final : public RawMemory {
 }  // namespace
 
 void* CudaState::workspace(size_t bytes) {
-  if (bytes > workspace_bytes_) {
-    if (workspace_) retired_workspaces_.push_back(workspace_);
-    workspace_ = allocator->allocate(bytes, stream);
-    workspace_bytes_ = bytes;
+  if (bytes <= workspace_bytes_) return workspace_;
+  // At least double, so the buffers kept (they may be in a captured graph) add up to less than the
+  // current one however many small steps the requests grow in; exactly the request when the
+  // doubled size does not fit.
+  size_t size = std::max(bytes, 2 * workspace_bytes_);
+  void* fresh = nullptr;
+  try {
+    fresh = allocator->allocate(size, stream);
+  } catch (const Error&) {
+    if (size == bytes) throw;
+    size = bytes;
+    fresh = allocator->allocate(size, stream);
   }
+  if (workspace_) retired_workspaces_.push_back(workspace_);
+  workspace_ = fresh;
+  workspace_bytes_ = size;
   return workspace_;
 }
 
@@ -166,10 +178,13 @@ void synchronize(CudaState& state) {
 }
 
 void* host_alloc_pinned(size_t bytes, int device) {
+  int current = 0;
+  CUDA_CHECK(cudaGetDevice(&current));
   CUDA_CHECK(cudaSetDevice(device));
   void* p = nullptr;
   // Portable: usable by every device's streams, whichever device is current.
   const cudaError_t e = cudaHostAlloc(&p, bytes == 0 ? 64 : bytes, cudaHostAllocPortable);
+  (void)cudaSetDevice(current);  // the calling thread's device as it was
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
     YOLO_FAIL("cannot allocate " << format_bytes(bytes) << " of pinned host memory ("

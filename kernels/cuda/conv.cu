@@ -34,9 +34,10 @@ namespace {
 // by (dtype, x shape, w shape, strides, pads, groups). A plan holds the descriptors and, per
 // direction, the algorithm and its workspace size, chosen once by the cudnnGet*Algorithm_v7
 // heuristics (no timing, no synchronisation). The choice is the first heuristic result that
-// succeeded, needs at most kMaxWorkspace bytes, is not a tensor-op (TF32) algorithm for f32, and
-// is deterministic (bitwise reproducible, no atomics); a non-deterministic one only if no
-// deterministic one qualifies. Plans are immutable once built and freed with the context (a few
+// succeeded, needs at most kMaxWorkspace bytes and is not a tensor-op (TF32) algorithm for f32,
+// preferring in turn (usable_algorithm): deterministic (bitwise reproducible, no atomics) and, for
+// 16-bit types, free of FFT/Winograd transforms; then transform-free; then deterministic; then
+// any. Plans are immutable once built and freed with the context (a few
 // hundred bytes each; YOLOv5 needs ~60 convs x image sizes). The first call for a shape must be
 // eager (before CUDA-graph capture): it builds the plan, tunes it (Note [Conv autotune]) and may
 // grow the workspace.
@@ -46,8 +47,9 @@ namespace {
 // algorithm taking 32 ms for a 3x3 stride-2 32->64 conv at 320x320 (f32, batch 16) where another
 // takes 1.7 ms, and a slow backward-filter for the stem. So the first eager call of each direction
 // for a shape times cuDNN's candidates with cudnnFind*AlgorithmEx on that call's own inputs and
-// keeps the fastest that passes the same filter as the heuristic (workspace bound, no TF32 for f32,
-// deterministic first). The outputs of the timing runs go to scratch tensors, so a conv's bias
+// keeps the fastest that passes the same filter and preference as the heuristic (Note [Conv plan
+// cache]); when none does, or the timing itself fails, the heuristic choice stays with its math
+// type. The outputs of the timing runs go to scratch tensors, so a conv's bias
 // (already in y) or an accumulated weight gradient is never touched. Not done while the stream is
 // being captured (the heuristic choice stays) nor with CudaState::conv_autotune off
 // (YOLO_CONV_AUTOTUNE=0). Timing makes the choice depend on the run, as PyTorch's
@@ -270,6 +272,17 @@ cudnnMathType_t reset_math(cudnnConvolutionDescriptor_t conv, bool is_f32) {
   return had;
 }
 
+// Puts a descriptor's math type back when a Find throws, so the heuristic algorithm the plan keeps
+// runs with the math type it was chosen with.
+struct MathTypeGuard {
+  cudnnConvolutionDescriptor_t conv;
+  cudnnMathType_t had;
+  bool armed = true;
+  ~MathTypeGuard() {
+    if (armed) (void)cudnnSetConvolutionMathType(conv, had);
+  }
+};
+
 Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const Tensor& x,
                                                  const Tensor& w, const Tensor& y) {
   CudaState& cs = ctx.cuda();
@@ -281,18 +294,18 @@ Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const
       plan.tuned[0] = true;
       return {plan.fwd_algo, plan.workspace[0]};
     }
-    const cudnnMathType_t had = reset_math(plan.conv[0], is_f32);
+    MathTypeGuard guard{plan.conv[0], reset_math(plan.conv[0], is_f32)};
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
         cs.cudnn, plan.x, x.raw(), plan.w, w.raw(), plan.conv[0], plan.y, scratch.raw(),
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
     const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
-      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], had));
+    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
       plan.tuned[0] = true;
       return {plan.fwd_algo, plan.workspace[0]};
     }
+    guard.armed = false;  // the timed choice's math type goes on instead
     plan.fwd_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cs.cudnn, plan.x, plan.w, plan.conv[0],
@@ -313,18 +326,18 @@ Choice<cudnnConvolutionBwdDataAlgo_t> data_choice(Context& ctx, Plan& plan, cons
       plan.tuned[1] = true;
       return {plan.data_algo, plan.workspace[1]};
     }
-    const cudnnMathType_t had = reset_math(plan.conv[1], is_f32);
+    MathTypeGuard guard{plan.conv[1], reset_math(plan.conv[1], is_f32)};
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
         cs.cudnn, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.x, scratch.raw(),
         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
     const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
-      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], had));
+    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
       plan.tuned[1] = true;
       return {plan.data_algo, plan.workspace[1]};
     }
+    guard.armed = false;  // the timed choice's math type goes on instead
     plan.data_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
@@ -345,18 +358,18 @@ Choice<cudnnConvolutionBwdFilterAlgo_t> filter_choice(Context& ctx, Plan& plan, 
       plan.tuned[2] = true;
       return {plan.filter_algo, plan.workspace[2]};
     }
-    const cudnnMathType_t had = reset_math(plan.conv[2], is_f32);
+    MathTypeGuard guard{plan.conv[2], reset_math(plan.conv[2], is_f32)};
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
         cs.cudnn, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.w, scratch.raw(),
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
     const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing timed qualifies: the heuristic choice stays, with its math type
-      CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], had));
+    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
       plan.tuned[2] = true;
       return {plan.filter_algo, plan.workspace[2]};
     }
+    guard.armed = false;  // the timed choice's math type goes on instead
     plan.filter_algo = perf[i].algo;
     if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], perf[i].mathType));
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(

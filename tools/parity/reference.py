@@ -7,7 +7,9 @@ from here, never as edits to the reference:
   - numpy.int, removed in NumPy 1.24, is aliased to int;
   - torch.utils.tensorboard is replaced by a module whose SummaryWriter does nothing;
   - utils.general.check_requirements and utils.general.check_font become no-ops (they would try to
-    pip-install packages and download a font).
+    pip-install packages and download a font);
+  - pkg_resources, which recent setuptools no longer ships, is replaced (if missing) by a module
+    whose parse_version is packaging's Version (the reference uses it for version checks only).
 
 Usage (from another script in tools/parity/):
     from reference import load
@@ -47,14 +49,30 @@ def _apply_shims():
         tb.SummaryWriter = SummaryWriter
         sys.modules["torch.utils.tensorboard"] = tb
 
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        from packaging.version import Version
+        pkg = types.ModuleType("pkg_resources")
+        pkg.parse_version = Version
+        pkg.parse_requirements = lambda *args, **kwargs: []
+        pkg.require = lambda *args, **kwargs: None
+        sys.modules["pkg_resources"] = pkg
+
 
 def _git_commit(root):
+    """The checkout's git HEAD; for a copy without .git (tools/fetch_gpu_deps.sh), its REF_COMMIT
+    file; else None. A copy inside another work tree must not report that tree's HEAD."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True)
-        return out.stdout.strip()
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        if Path(top).resolve() == root:
+            return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None
+        pass
+    stamp = root / "REF_COMMIT"
+    return stamp.read_text().strip() if stamp.is_file() else None
 
 
 def load(ref_path=None):
