@@ -26,7 +26,7 @@ struct CudaState {
   cudaDeviceProp props{};
   std::shared_ptr<CachingAllocator> allocator;
   // Time cuDNN's convolution algorithms on first use of each shape (Note [Conv autotune] in
-  // kernels/cuda/conv.cu). Off with YOLO_CONV_AUTOTUNE=0: the heuristic choice only.
+  // kernels/cuda/conv_plan.cu). Off with YOLO_CONV_AUTOTUNE=0: the heuristic choice only.
   bool conv_autotune = true;
 
   // A scratch buffer shared by cuBLAS and cuDNN calls on `stream`, grown on demand. Growing

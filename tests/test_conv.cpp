@@ -621,7 +621,7 @@ TEST_CASE("conv2d cuda matches cpu in f16 and bf16", "[conv][cuda]") {
   }
 }
 
-// Note [Conv autotune] in kernels/cuda/conv.cu: the first call of each direction times cuDNN's
+// Note [Conv autotune] in kernels/cuda/conv_plan.cu: the first call of each direction times cuDNN's
 // algorithms on scratch outputs. A fresh context whose first calls are a forward with bias (y
 // already holds the bias) and an accumulating weight gradient must keep both; with
 // YOLO_CONV_AUTOTUNE=0 the heuristic choice must give the same results.
