@@ -156,6 +156,11 @@ double dot(const Tensor& a, const Tensor& b) {
 
 std::unique_ptr<Context> cuda_or_skip() {
   if (cuda_device_count() == 0) {
+    // On a machine that has a GPU (tools/gpu_check.sh sets YOLO_REQUIRE_CUDA=1), a skip would read
+    // as a pass: fail instead.
+    const char* required = std::getenv("YOLO_REQUIRE_CUDA");
+    if (required && std::string(required) == "1")
+      FAIL("YOLO_REQUIRE_CUDA=1 but no usable CUDA device: " << cuda_unavailable_reason());
     WARN("skipped: " << cuda_unavailable_reason());
     return nullptr;
   }

@@ -54,7 +54,8 @@ Tensor numeric_grad(const Tensor& x, const std::function<double()>& f, double h 
 // Sum over i of a[i] * b[i] for host f64 tensors (the scalar "loss" used in gradient checks).
 double dot(const Tensor& a, const Tensor& b);
 
-// A CUDA context on device 0, or nullptr after printing (WARN) why CUDA cases are skipped.
+// A CUDA context on device 0, or nullptr after printing (WARN) why CUDA cases are skipped; with
+// YOLO_REQUIRE_CUDA=1 in the environment (a GPU machine) a missing device fails the test instead.
 std::unique_ptr<Context> cuda_or_skip();
 
 }  // namespace yolo::test

@@ -62,6 +62,14 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITE
   -DYOLO_CUDNN_ROOT="$CUDNN" "${cublas_hint[@]}" > "$LOGS/cmake.log" 2>&1 || { tail -40 "$LOGS/cmake.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; tail -20 "$LOGS/build.log"; exit 1; }
 
+# Stop here when the GPU is not usable: the [cuda] tests would only skip.
+build-gpu/bin/yolo devices 2>&1 | tee "$LOGS/devices.log"
+if ! grep -q "^cuda:0" "$LOGS/devices.log"; then
+  echo "no usable CUDA device (see above): stopping before the tests"
+  exit 3
+fi
+export YOLO_REQUIRE_CUDA=1  # a [cuda] test that finds no device fails instead of skipping
+
 stamp "tests"
 # The test, self-check and benchmark commands run under `timeout`, so a hang costs minutes, not the
 # whole call; --durations names each finished test case, so a hang shows where it stopped.
@@ -97,8 +105,10 @@ if [ $bench -eq 1 ]; then
   for w in 2 8; do
     for mode in "--device cpu" "--device cuda" "--device cuda --gpu-augment"; do
       # shellcheck disable=SC2086
+      # The images/s line, or the last line (an error) when there is none.
       echo "workers $w $mode: $(timeout -k 5 60 build-gpu/bin/yolo dataset bench --data datasets/shapes640/data.yaml \
-        --img 640 --batch 16 --workers $w --batches 20 --warmup 3 $mode 2>&1 | grep -E 'images/s' | tail -1)"
+        --img 640 --batch 16 --workers $w --batches 20 --warmup 3 $mode 2>&1 |
+        awk '/images\/s/ {hit = $0} {last = $0} END {print (hit != "" ? hit : last)}')"
     done
   done | tee "$OUT/loader.log"
   stamp "whole models, batch 16, 640 (ours vs the reference model in PyTorch, FP32 on both sides)"
@@ -116,7 +126,9 @@ if [ $bench -eq 1 ]; then
     fi
   done
   stamp "table"
-  python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "$OUT/torch_cuda.jsonl"
+  torch_rows=()
+  [ -s "$OUT/torch_cuda.jsonl" ] && torch_rows=("$OUT/torch_cuda.jsonl")
+  [ -s "$OUT/ours_cuda.jsonl" ] && python3 tools/bench_table.py "$OUT/ours_cuda.jsonl" "${torch_rows[@]}"
   echo
   model_ref=()
   [ -s "$OUT/model_ref.jsonl" ] && model_ref=("$OUT/model_ref.jsonl")
