@@ -1,9 +1,13 @@
 // Tests of core/: tensors and views, argument errors, the caching allocator's policy, the flat
 // parameter arena, Philox known answers, 16-bit float conversions, and CPU/CUDA RNG equality.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/arena.h"
+#if YOLO_WITH_CUDA
+#include "core/cuda_state.h"
+#endif
 #include "core/philox.h"
 #include "kernels/random.h"
 #include "tests/harness.h"
@@ -254,6 +258,27 @@ TEST_CASE("cuda allocator caches and reports statistics", "[cuda][allocator]") {
   REQUIRE(after.num_cache_hits == before.num_cache_hits + 1);
   REQUIRE(after.peak_allocated_bytes >= size_t(4) << 20);
 }
+
+#if YOLO_WITH_CUDA
+// CudaState::workspace: grows at least twofold, and keeps a buffer it outgrew (a captured graph may
+// still use it) instead of handing it back to the cache, where the next tensor of its size would
+// land on it.
+TEST_CASE("cuda workspace grows twofold and keeps what it outgrew", "[cuda][allocator]") {
+  auto cuda = test::cuda_or_skip();
+  if (!cuda) return;
+  CudaState& cs = cuda->cuda();
+  const size_t start = cs.workspace_bytes();
+  void* a = cs.workspace(start + (size_t(1) << 20));
+  const size_t grown = cs.workspace_bytes();
+  REQUIRE(grown >= std::max(start + (size_t(1) << 20), 2 * start));
+  REQUIRE(cs.workspace(grown) == a);  // a request that fits reuses the buffer
+  void* b = cs.workspace(grown + 1);
+  REQUIRE(b != a);
+  REQUIRE(cs.workspace_bytes() >= 2 * grown);
+  Tensor t = cuda->empty({int64_t(grown)}, DType::u8);
+  REQUIRE(t.raw() != a);
+}
+#endif
 
 namespace {
 enum class FakeStatus { ok = 0, busted = 7 };
