@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "core/allocator.h"
 #include "yolo/model.h"
 
 namespace yolo::bench {
@@ -155,9 +156,15 @@ Result run_model_row(Context& ctx, const RowSpec& spec, const Options& opt, cons
       return res;
     }
     res.validated = true;
+    // Device memory: everything live while the timed calls run (model, input, gradients and each
+    // call's activations), as torch.cuda.max_memory_allocated counts it in the reference script.
+    auto* caching = ctx.device().is_cuda() ? dynamic_cast<CachingAllocator*>(ctx.allocator().get())
+                                           : nullptr;
+    if (caching) caching->reset_peak_stats();
     const Timing t = time_fn(ctx, run, opt.warmup, opt.repeats);
     res.median_us = t.median_us;
     res.min_us = t.min_us;
+    if (caching) res.peak_mib = double(caching->stats().peak_allocated_bytes) / double(1 << 20);
     if (spec.flops > 0) {
       res.tflops = spec.flops / (t.median_us * 1e6);
       res.pct_peak = peaks.gemm_tflops_f32 > 0 ? 100.0 * res.tflops / peaks.gemm_tflops_f32 : 0;

@@ -227,6 +227,7 @@ std::string result_json(const Result& r) {
     << json_escape(r.spec.shape) << "\",\"median_us\":" << num(r.median_us)
     << ",\"min_us\":" << num(r.min_us) << ",\"gbps\":" << num(r.gbps)
     << ",\"tflops\":" << num(r.tflops) << ",\"pct_peak\":" << num(r.pct_peak)
+    << ",\"peak_mib\":" << num(r.peak_mib)
     << ",\"validated\":" << (r.validated ? "true" : "false") << ",\"status\":\""
     << json_escape(r.status) << "\"}";
   return o.str();

@@ -57,6 +57,7 @@ struct Result {
   std::string device;  // "cpu" or "cuda"
   double median_us = 0, min_us = 0;
   double gbps = 0, tflops = 0, pct_peak = 0;
+  double peak_mib = 0;  // whole-model rows on CUDA: the allocator's high-water mark while timed
   bool validated = false;
   std::string status;  // "ok", "FAIL: ..." or "skip: ..."
 };

@@ -21,7 +21,8 @@ plain FP32 with TF32 off, as yolocore's f32 path, and cudnn.benchmark on, as ult
                                A stand-in loss, not the YOLO loss (ComputeLoss).
 The median and min of --repeats timed calls after --warmup calls (time.perf_counter; on CUDA after
 torch.cuda.synchronize, so each call's GPU work is inside its time). Before timing, the fused and
-unfused eval outputs are compared (max |diff| is printed). Output device "torch-cpu" or "torch-cuda".
+unfused eval outputs are compared (max |diff| is printed). Output device "torch-cpu" or "torch-cuda";
+on CUDA each row also gives peak_mib, torch.cuda.max_memory_allocated over its timed calls.
 Not part of the product (DESIGN.md tools/).
 """
 import argparse
@@ -118,9 +119,12 @@ def main():
         if args.filter not in name:
             continue
         m.train(name.startswith("model_fwd_bwd/"))
+        if args.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         med, lo = timed(fn, args.warmup, args.repeats, sync)
+        peak_mib = torch.cuda.max_memory_allocated() / 2 ** 20 if args.device == "cuda" else 0
         row = {"name": name, "device": "torch-" + args.device, "dtype": "f32", "shape": shape, "median_us": med,
-               "min_us": lo, "gbps": 0, "tflops": 0, "pct_peak": 0, "validated": fused_ok or "train" in name,
+               "min_us": lo, "gbps": 0, "tflops": 0, "pct_peak": 0, "peak_mib": peak_mib, "validated": fused_ok or "train" in name,
                "status": "ok" if fused_ok or "train" in name else "FAIL: fused vs unfused",
                "threads": torch.get_num_threads(), "torch": torch.__version__}
         print("%-36s %-22s %11.1f %11.1f" % (name, shape, med, lo))

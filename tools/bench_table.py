@@ -30,6 +30,10 @@ def main():
     theirs = {(r["name"], r["dtype"]): r for r in load(args.torch)} if args.torch else {}
     header = ["name", "dtype", "shape", "ours us", "torch us", "torch/ours", "GB/s|TFLOP/s",
               "% peak", "status"]
+    # Device memory high-water marks (whole-model rows on CUDA), when the rows carry them.
+    memory = any(r.get("peak_mib") for r in ours)
+    if memory:
+        header[-1:-1] = ["ours MiB", "torch MiB"]
     table = []
     ratios = defaultdict(list)
     for r in ours:
@@ -42,7 +46,7 @@ def main():
             ratios[r["name"].split("/")[0] + " " + r["dtype"]].append(ratio)
         rate = ("%.1f GB/s" % r["gbps"]) if r.get("gbps") else (
             "%.2f TF/s" % r["tflops"] if r.get("tflops") else "")
-        table.append([
+        row = [
             r["name"], r["dtype"], r["shape"],
             "%.1f" % our_us if our_us else "-",
             "%.1f" % torch_us if torch_us else "-",
@@ -50,7 +54,11 @@ def main():
             rate if ok else "",
             "%.0f%%" % r["pct_peak"] if ok and r.get("pct_peak") else "",
             "ok" if ok else r.get("status", "")[:60],
-        ])
+        ]
+        if memory:
+            row[-1:-1] = ["%.0f" % r["peak_mib"] if r.get("peak_mib") else "-",
+                          "%.0f" % t["peak_mib"] if t and t.get("peak_mib") else "-"]
+        table.append(row)
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
