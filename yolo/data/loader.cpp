@@ -4,6 +4,7 @@
 #include "yolo/data/loader.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -86,7 +87,7 @@ class BatchBufferPool final : public Allocator {
   // Trimmed buffers are freed after the lock is released: cudaFreeHost synchronises the device,
   // and the workers must not wait on the pool meanwhile.
   void deallocate(void* ptr) noexcept override {
-    std::vector<void*> victims;
+    Victims victims;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = blocks_.find(ptr);
@@ -94,7 +95,7 @@ class BatchBufferPool final : public Allocator {
       it->second.in_use = false;
       victims = trim_locked();
     }
-    for (void* v : victims) free_raw(v);
+    for (size_t i = 0; i < victims.count; ++i) free_raw(victims.ptr[i]);
   }
 
   Device device() const override { return Device::cpu(); }
@@ -123,10 +124,18 @@ class BatchBufferPool final : public Allocator {
     return true;
   }
 
-  // Keeps at most max_free_ idle buffers (rect batches vary in size): the smallest go first.
-  // Returns the buffers taken out of the pool, for the caller to free.
-  std::vector<void*> trim_locked() noexcept {
-    std::vector<void*> victims;
+  // Buffers taken out of the pool by one trim, for the caller to free after unlocking; a fixed
+  // array, so trimming allocates nothing (it runs in noexcept deallocate).
+  static constexpr size_t kMaxTrim = 8;
+  struct Victims {
+    std::array<void*, kMaxTrim> ptr{};
+    size_t count = 0;
+  };
+
+  // Keeps at most max_free_ idle buffers (rect batches vary in size): the smallest go first, at
+  // most kMaxTrim per call (each deallocate adds one idle buffer, so later calls take the rest).
+  Victims trim_locked() noexcept {
+    Victims victims;
     size_t idle = 0;
     for (auto& [ptr, block] : blocks_) idle += block.in_use ? 0 : 1;
     while (idle > max_free_) {
@@ -135,8 +144,8 @@ class BatchBufferPool final : public Allocator {
         if (it->second.in_use || it->second.event) continue;
         if (victim == blocks_.end() || it->second.size < victim->second.size) victim = it;
       }
-      if (victim == blocks_.end()) break;
-      victims.push_back(victim->first);
+      if (victim == blocks_.end() || victims.count == kMaxTrim) break;
+      victims.ptr[victims.count++] = victim->first;
       blocks_.erase(victim);
       --idle;
     }
