@@ -33,16 +33,18 @@ __device__ __forceinline__ void store(__half* p, int v) {
   *p = __float2half_rn(__fdiv_rn(float(v), 255.0f));
 }
 
-// out: (B, H, W, 3) NHWC of T. samples: B prepared descriptors in device memory.
+// out: (B, H, W, 3) NHWC of T. samples: B prepared descriptors in device memory. tables: the HSV
+// division tables hsv_sdiv(0..255) then hsv_hdiv(0..255), computed once per call on the host and
+// uploaded with the descriptors (each block copies them to shared memory instead of dividing).
 template <typename T>
 __global__ void augment_kernel(const uint8_t* __restrict__ pixels,
-                               const PixelSample* __restrict__ samples, T* __restrict__ out, int H,
-                               int W) {
+                               const PixelSample* __restrict__ samples,
+                               const int* __restrict__ tables, T* __restrict__ out, int H, int W) {
   __shared__ int sdiv[256];
   __shared__ int hdiv[256];
   for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-    sdiv[i] = augment_pixel::hsv_sdiv(i);
-    hdiv[i] = augment_pixel::hsv_hdiv(i);
+    sdiv[i] = tables[i];
+    hdiv[i] = tables[256 + i];
   }
   __syncthreads();
   const int x = blockIdx.x * blockDim.x + threadIdx.x;
@@ -117,29 +119,41 @@ void augment_apply_cuda(Context& ctx, const Tensor& pixels,
                         const std::vector<AugmentSample>& samples, const Tensor& out) {
   const int B = int(out.dim(0)), H = int(out.dim(1)), W = int(out.dim(2));
   if (B == 0 || H == 0 || W == 0) return;
-  std::vector<PixelSample> host(static_cast<size_t>(B));
+  // One upload: B descriptors, then (at a 16-byte boundary) the two HSV division tables.
+  const size_t sample_bytes = size_t(B) * sizeof(PixelSample);
+  const size_t table_offset = (sample_bytes + 15) / 16 * 16;
+  std::vector<uint8_t> host(table_offset + 2 * 256 * sizeof(int), 0);
   for (int n = 0; n < B; ++n) {
-    augment_pixel::prepare_sample(samples[size_t(n)], sources, W, H, host[size_t(n)]);
+    PixelSample ps;
+    augment_pixel::prepare_sample(samples[size_t(n)], sources, W, H, ps);
+    std::memcpy(host.data() + size_t(n) * sizeof(PixelSample), &ps, sizeof(PixelSample));
   }
-  const int64_t bytes = int64_t(host.size() * sizeof(PixelSample));
-  const Tensor desc = ctx.empty({bytes}, DType::u8);
+  int tables[2 * 256];
+  for (int i = 0; i < 256; ++i) {
+    tables[i] = augment_pixel::hsv_sdiv(i);
+    tables[256 + i] = augment_pixel::hsv_hdiv(i);
+  }
+  std::memcpy(host.data() + table_offset, tables, sizeof(tables));
+  const Tensor desc = ctx.empty({int64_t(host.size())}, DType::u8);
   cudaStream_t stream = ctx.cuda().stream;
-  upload_descriptors(ctx.cuda(), stream, desc.raw(), host.data(), size_t(bytes));
+  upload_descriptors(ctx.cuda(), stream, desc.raw(), host.data(), host.size());
   const dim3 grid(unsigned((W + kThreads - 1) / kThreads), unsigned(H), unsigned(B));
   const auto* d = static_cast<const PixelSample*>(desc.raw());
+  const auto* t =
+      reinterpret_cast<const int*>(static_cast<const uint8_t*>(desc.raw()) + table_offset);
   const auto* px = static_cast<const uint8_t*>(pixels.raw());
   switch (out.dtype()) {
     case DType::u8:
       augment_kernel<uint8_t>
-          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<uint8_t*>(out.raw()), H, W);
+          <<<grid, kThreads, 0, stream>>>(px, d, t, static_cast<uint8_t*>(out.raw()), H, W);
       break;
     case DType::f32:
       augment_kernel<float>
-          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<float*>(out.raw()), H, W);
+          <<<grid, kThreads, 0, stream>>>(px, d, t, static_cast<float*>(out.raw()), H, W);
       break;
     default:
       augment_kernel<__half>
-          <<<grid, kThreads, 0, stream>>>(px, d, static_cast<__half*>(out.raw()), H, W);
+          <<<grid, kThreads, 0, stream>>>(px, d, t, static_cast<__half*>(out.raw()), H, W);
       break;
   }
   YOLO_LAUNCH_CHECK();
