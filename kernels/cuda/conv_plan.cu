@@ -222,6 +222,37 @@ struct MathTypeGuard {
   }
 };
 
+// One direction's choice (Note [Conv autotune]), under the cache mutex: on its first eager call,
+// find(perf, &n, scratch, space) times cuDNN's candidates (writing into scratch, never `out`) and
+// the fastest usable one replaces `algo`, with its math type and workspace size(algo, &bytes).
+// Without scratch memory, or with no usable candidate, the heuristic choice stays. Direction d: 0
+// forward, 1 backward-data, 2 backward-filter; `out` is what the direction writes.
+template <typename Perf, int kCount, typename Algo, typename Find, typename Size>
+Choice<Algo> tuned_choice(Context& ctx, Plan& plan, int d, Algo& algo, const Tensor& out,
+                          Find find, Size size) {
+  CudaState& cs = ctx.cuda();
+  std::lock_guard<std::mutex> lock(cs.cache_mutex());
+  if (should_tune(cs, plan, d)) {
+    const bool is_f32 = out.dtype() == DType::f32;
+    Tensor scratch, space;
+    if (find_buffers(ctx, out, scratch, space)) {
+      MathTypeGuard guard{plan.conv[d], reset_math(plan.conv[d], is_f32)};
+      Perf perf[kCount];
+      int n = 0;
+      CUDNN_CHECK(find(perf, &n, scratch.raw(), space.raw()));
+      const int i = usable_algorithm(perf, n, is_f32);
+      if (i >= 0) {  // else the heuristic choice stays (the guard restores its math type)
+        guard.armed = false;  // the timed choice's math type goes on instead
+        algo = perf[i].algo;
+        if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[d], perf[i].mathType));
+        CUDNN_CHECK(size(algo, &plan.workspace[d]));
+      }
+    }
+    plan.tuned[d] = true;
+  }
+  return {algo, plan.workspace[d]};
+}
+
 }  // namespace
 
 Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv2dParams& p,
@@ -237,97 +268,50 @@ Plan& plan_for(CudaState& cs, const Shape& xs, const Shape& ws, const Conv2dPara
 Choice<cudnnConvolutionFwdAlgo_t> forward_choice(Context& ctx, Plan& plan, const Tensor& x,
                                                  const Tensor& w, const Tensor& y) {
   CudaState& cs = ctx.cuda();
-  std::lock_guard<std::mutex> lock(cs.cache_mutex());
-  if (should_tune(cs, plan, 0)) {
-    const bool is_f32 = x.dtype() == DType::f32;
-    Tensor scratch, space;
-    if (!find_buffers(ctx, y, scratch, space)) {
-      plan.tuned[0] = true;
-      return {plan.fwd_algo, plan.workspace[0]};
-    }
-    MathTypeGuard guard{plan.conv[0], reset_math(plan.conv[0], is_f32)};
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
-    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        cs.cudnn, plan.x, x.raw(), plan.w, w.raw(), plan.conv[0], plan.y, scratch.raw(),
-        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
-      plan.tuned[0] = true;
-      return {plan.fwd_algo, plan.workspace[0]};
-    }
-    guard.armed = false;  // the timed choice's math type goes on instead
-    plan.fwd_algo = perf[i].algo;
-    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[0], perf[i].mathType));
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cs.cudnn, plan.x, plan.w, plan.conv[0],
-                                                        plan.y, plan.fwd_algo, &plan.workspace[0]));
-    plan.tuned[0] = true;
-  }
-  return {plan.fwd_algo, plan.workspace[0]};
+  return tuned_choice<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+      ctx, plan, 0, plan.fwd_algo, y,
+      [&](cudnnConvolutionFwdAlgoPerf_t* perf, int* n, void* scratch, void* space) {
+        return cudnnFindConvolutionForwardAlgorithmEx(
+            cs.cudnn, plan.x, x.raw(), plan.w, w.raw(), plan.conv[0], plan.y, scratch,
+            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf, space, kMaxWorkspace);
+      },
+      [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionForwardWorkspaceSize(cs.cudnn, plan.x, plan.w, plan.conv[0],
+                                                       plan.y, algo, bytes);
+      });
 }
 
 Choice<cudnnConvolutionBwdDataAlgo_t> data_choice(Context& ctx, Plan& plan, const Tensor& dy,
                                                   const Tensor& w, const Tensor& dx) {
   CudaState& cs = ctx.cuda();
-  std::lock_guard<std::mutex> lock(cs.cache_mutex());
-  if (should_tune(cs, plan, 1)) {
-    const bool is_f32 = dx.dtype() == DType::f32;
-    Tensor scratch, space;
-    if (!find_buffers(ctx, dx, scratch, space)) {
-      plan.tuned[1] = true;
-      return {plan.data_algo, plan.workspace[1]};
-    }
-    MathTypeGuard guard{plan.conv[1], reset_math(plan.conv[1], is_f32)};
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int n = 0;
-    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        cs.cudnn, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.x, scratch.raw(),
-        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
-      plan.tuned[1] = true;
-      return {plan.data_algo, plan.workspace[1]};
-    }
-    guard.armed = false;  // the timed choice's math type goes on instead
-    plan.data_algo = perf[i].algo;
-    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[1], perf[i].mathType));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-        cs.cudnn, plan.w, plan.y, plan.conv[1], plan.x, plan.data_algo, &plan.workspace[1]));
-    plan.tuned[1] = true;
-  }
-  return {plan.data_algo, plan.workspace[1]};
+  return tuned_choice<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+      ctx, plan, 1, plan.data_algo, dx,
+      [&](cudnnConvolutionBwdDataAlgoPerf_t* perf, int* n, void* scratch, void* space) {
+        return cudnnFindConvolutionBackwardDataAlgorithmEx(
+            cs.cudnn, plan.w, w.raw(), plan.y, dy.raw(), plan.conv[1], plan.x, scratch,
+            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, perf, space, kMaxWorkspace);
+      },
+      [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(cs.cudnn, plan.w, plan.y,
+                                                            plan.conv[1], plan.x, algo, bytes);
+      });
 }
 
 Choice<cudnnConvolutionBwdFilterAlgo_t> filter_choice(Context& ctx, Plan& plan, const Tensor& x,
                                                       const Tensor& dy, const Tensor& dw) {
   CudaState& cs = ctx.cuda();
-  std::lock_guard<std::mutex> lock(cs.cache_mutex());
-  if (should_tune(cs, plan, 2)) {
-    const bool is_f32 = x.dtype() == DType::f32;
-    Tensor scratch, space;
-    if (!find_buffers(ctx, dw, scratch, space)) {
-      plan.tuned[2] = true;
-      return {plan.filter_algo, plan.workspace[2]};
-    }
-    MathTypeGuard guard{plan.conv[2], reset_math(plan.conv[2], is_f32)};
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int n = 0;
-    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        cs.cudnn, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.w, scratch.raw(),
-        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, space.raw(), kMaxWorkspace));
-    const int i = usable_algorithm(perf, n, is_f32);
-    if (i < 0) {  // nothing qualifies: the heuristic choice stays (the guard restores its math)
-      plan.tuned[2] = true;
-      return {plan.filter_algo, plan.workspace[2]};
-    }
-    guard.armed = false;  // the timed choice's math type goes on instead
-    plan.filter_algo = perf[i].algo;
-    if (!is_f32) CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv[2], perf[i].mathType));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        cs.cudnn, plan.x, plan.y, plan.conv[2], plan.w, plan.filter_algo, &plan.workspace[2]));
-    plan.tuned[2] = true;
-  }
-  return {plan.filter_algo, plan.workspace[2]};
+  return tuned_choice<cudnnConvolutionBwdFilterAlgoPerf_t,
+                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+      ctx, plan, 2, plan.filter_algo, dw,
+      [&](cudnnConvolutionBwdFilterAlgoPerf_t* perf, int* n, void* scratch, void* space) {
+        return cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            cs.cudnn, plan.x, x.raw(), plan.y, dy.raw(), plan.conv[2], plan.w, scratch,
+            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf, space, kMaxWorkspace);
+      },
+      [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(cs.cudnn, plan.x, plan.y,
+                                                              plan.conv[2], plan.w, algo, bytes);
+      });
 }
 
 }  // namespace yolo::conv_detail
